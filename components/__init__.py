@@ -1,0 +1,1 @@
+"""marlshare's library: per-agent layers, sharing strategies, transforms, algorithms and trainer."""

@@ -1,0 +1,365 @@
+"""Per-agent linear layers: one module per layer, one batched call for all agents.
+
+Every layer maps ``x: [*batch, n_agents, in_features] -> y: [*batch, n_agents, out_features]``
+(agent axis -2, as in TorchRL). What differs between sharing strategies is only how the effective
+weight ``W_i`` of agent ``i`` is parametrised:
+
+==============  ==========================================  ==========================
+class           effective weight of agent i                 parameters
+==============  ==========================================  ==========================
+SharedLinear    ``W``                                       ``W [out, in]``
+StackedLinear   ``W[i]``                                    ``W [N, out, in]``
+IndexedLinear   ``W[cluster(i)]``                           ``W [K, out, in]``
+LowRankLinear   ``base_i + (alpha/r) B[i] A[i]``            ``A [N, r, in], B [N, out, r]``
+MaskedLinear    ``mask[cluster(i)] * base_i`` (unit mask)   none beyond the base
+SpectralLinear  ``U diag(s * m[i]) V^T``                    ``U, s, V`` shared, ``m [N, k]``
+==============  ==========================================  ==========================
+
+No forward pass loops over agents: stacked weights go through one ``bmm``, indexed weights are
+gathered (parameters, not outputs) and then go through the same ``bmm``.
+
+Each module tags its own parameters in ``param_sharing`` ("shared", "cluster" or "agent") so that
+:func:`components.transforms.count_parameters` can tell shared from agent-specific parameters, and
+each can return its effective per-agent weights with :meth:`AgentLinear.agent_weight` (used by
+``merge_adapters``, the equivalence tests and the analysis tools).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SHARED, CLUSTER, AGENT = "shared", "cluster", "agent"
+
+
+def init_linear_(weight: torch.Tensor, bias: torch.Tensor | None, in_features: int) -> None:
+    """``nn.Linear``'s default initialisation, elementwise so a leading agent axis is independent."""
+    bound = 1.0 / math.sqrt(in_features) if in_features > 0 else 0.0
+    with torch.no_grad():
+        weight.uniform_(-bound, bound)
+        if bias is not None:
+            bias.uniform_(-bound, bound)
+
+
+def agent_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-agent affine map in one ``bmm``.
+
+    x: ``[*batch, N, in]``, weight: ``[N, out, in]``, bias: ``[N, out]`` or None -> ``[*batch, N, out]``.
+    The agent-major view ``[N, M, in]`` is a transpose, not a copy; the result is returned as a
+    transposed view too, so a chain of these layers never copies activations.
+    """
+    *batch, n, d_in = x.shape
+    xt = x.reshape(-1, n, d_in).transpose(0, 1)  # [N, M, in]
+    wt = weight.transpose(1, 2)  # [N, in, out]
+    y = torch.bmm(xt, wt) if bias is None else torch.baddbmm(bias.unsqueeze(1), xt, wt)
+    return y.transpose(0, 1).reshape(*batch, n, weight.shape[1])
+
+
+class _ScaleGrad(torch.autograd.Function):
+    """Identity in the forward pass, multiplies the gradient by ``scale`` in the backward pass."""
+
+    @staticmethod
+    def forward(ctx, tensor, scale):
+        ctx.scale = scale
+        return tensor.view_as(tensor)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.scale, None
+
+
+def scale_grad(tensor: torch.Tensor, scale: float) -> torch.Tensor:
+    return tensor if scale == 1.0 else _ScaleGrad.apply(tensor, scale)
+
+
+def _cluster_index(clusters: Sequence[int]) -> tuple[torch.Tensor, int]:
+    """Validate an agent -> cluster list; returns the index tensor ``[N]`` and the cluster count K."""
+    labels = [int(c) for c in clusters]
+    if not labels:
+        raise ValueError("clusters must list one cluster label per agent, got an empty list")
+    k = max(labels) + 1
+    if min(labels) < 0 or sorted(set(labels)) != list(range(k)):
+        raise ValueError(
+            f"cluster labels must be 0..K-1 with every label used, got clusters={labels}"
+        )
+    return torch.tensor(labels, dtype=torch.long), k
+
+
+class AgentLinear(nn.Module):
+    """Base class: ``forward(x [*batch, N, in]) -> [*batch, N, out]``.
+
+    ``role`` names the layer's place in a network ("hidden", "gru_ih", "gru_hh", "post", "head"), so
+    that transforms such as ``to_lora`` can pick the layers they adapt.
+    """
+
+    def __init__(self, n_agents: int, in_features: int, out_features: int, role: str = "hidden"):
+        super().__init__()
+        self.n_agents, self.in_features, self.out_features, self.role = n_agents, in_features, out_features, role
+        self.param_sharing: dict[str, str] = {}
+
+    def agent_weight(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Effective per-agent ``weight [N, out, in]`` and ``bias [N, out]`` (or None)."""
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"n_agents={self.n_agents}, in={self.in_features}, out={self.out_features}, role={self.role}"
+
+
+class SharedLinear(AgentLinear):
+    """One weight for every agent (PS). Runs as a single ``F.linear`` over all agents and batch."""
+
+    def __init__(self, n_agents, in_features, out_features, bias=True, role="hidden"):
+        super().__init__(n_agents, in_features, out_features, role)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
+        init_linear_(self.weight, self.bias, in_features)
+        self.param_sharing = {"weight": SHARED, "bias": SHARED}
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+    def agent_weight(self):
+        n = self.n_agents
+        bias = None if self.bias is None else self.bias.expand(n, -1)
+        return self.weight.expand(n, -1, -1), bias
+
+
+class StackedLinear(AgentLinear):
+    """An independent weight per agent (NPS, MTL heads): ``W [N, out, in]``, one ``bmm``.
+
+    ``grad_scale`` multiplies the gradient reaching these parameters (MTL scales its per-agent heads
+    by N because each head sees 1/N of the data, as the LoRASA code does).
+    """
+
+    def __init__(self, n_agents, in_features, out_features, bias=True, role="hidden", grad_scale=1.0):
+        super().__init__(n_agents, in_features, out_features, role)
+        self.weight = nn.Parameter(torch.empty(n_agents, out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(n_agents, out_features)) if bias else None
+        init_linear_(self.weight, self.bias, in_features)
+        self.grad_scale = float(grad_scale)
+        self.param_sharing = {"weight": AGENT, "bias": AGENT}
+
+    def forward(self, x):
+        bias = None if self.bias is None else scale_grad(self.bias, self.grad_scale)
+        return agent_matmul(x, scale_grad(self.weight, self.grad_scale), bias)
+
+    def agent_weight(self):
+        return self.weight, self.bias
+
+
+class IndexedLinear(AgentLinear):
+    """One weight per cluster, agent i uses ``W[cluster(i)]`` (SePS).
+
+    The cluster weights are gathered into ``[N, out, in]`` and applied with one ``bmm``: parameters
+    are gathered, outputs are never computed for clusters an agent is not in. With one cluster this
+    is a plain ``F.linear`` (and equals PS).
+    """
+
+    def __init__(self, clusters: Sequence[int], in_features, out_features, bias=True, role="hidden"):
+        index, k = _cluster_index(clusters)
+        super().__init__(len(index), in_features, out_features, role)
+        self.n_clusters = k
+        self.register_buffer("clusters", index)
+        self.weight = nn.Parameter(torch.empty(k, out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(k, out_features)) if bias else None
+        init_linear_(self.weight, self.bias, in_features)
+        self.param_sharing = {"weight": CLUSTER, "bias": CLUSTER}
+
+    def forward(self, x):
+        if self.n_clusters == 1:
+            return F.linear(x, self.weight[0], None if self.bias is None else self.bias[0])
+        weight, bias = self.agent_weight()
+        return agent_matmul(x, weight, bias)
+
+    def agent_weight(self):
+        bias = None if self.bias is None else self.bias[self.clusters]
+        return self.weight[self.clusters], bias
+
+
+class LowRankLinear(AgentLinear):
+    """A frozen base layer plus a per-agent low-rank adapter (LoRASA, Sec. 3):
+    ``y_i = base_i(x_i) + (alpha / r) B[i] A[i] x_i``.
+
+    ``A [N, r, in]`` and ``B [N, out, r]``; ``init="b_zero"`` (the paper) zeroes B and draws A
+    Kaiming-uniform, ``init="a_zero"`` (the LoRASA code) the other way round; either way the adapter
+    is zero at creation, so the layer computes exactly what ``base`` does. ``train_bias=True`` adds a
+    trainable per-agent bias delta (the paper keeps bias deltas frozen at zero, which is the same as
+    not having them, so by default none is allocated). The base may be any AgentLinear (shared for
+    PS+LoRA, indexed for SePS+LoRA); its parameters are frozen here.
+    """
+
+    def __init__(self, base: AgentLinear, rank: int = 8, alpha: float = 8.0, init: str = "b_zero",
+                 train_bias: bool = False):
+        super().__init__(base.n_agents, base.in_features, base.out_features, base.role)
+        if int(rank) != rank or rank < 1:
+            raise ValueError(f"LoRA rank must be a positive integer, got rank={rank!r}")
+        if init not in ("b_zero", "a_zero"):
+            raise ValueError(f"LoRA init must be one of ['a_zero', 'b_zero'], got init={init!r}")
+        self.base = base.requires_grad_(False)
+        self.rank, self.alpha, self.scaling = int(rank), float(alpha), float(alpha) / int(rank)
+        n, d_in, d_out = base.n_agents, base.in_features, base.out_features
+        self.lora_A = nn.Parameter(torch.empty(n, self.rank, d_in))
+        self.lora_B = nn.Parameter(torch.empty(n, d_out, self.rank))
+        with torch.no_grad():
+            nonzero, zero = (self.lora_A, self.lora_B) if init == "b_zero" else (self.lora_B, self.lora_A)
+            fan_in = nonzero.shape[-1]
+            bound = math.sqrt(6.0 / ((1 + 5.0) * fan_in))  # kaiming_uniform_(a=sqrt(5)), as nn.Linear
+            nonzero.uniform_(-bound, bound)
+            zero.zero_()
+        self.bias_delta = nn.Parameter(torch.zeros(n, d_out)) if train_bias else None
+        self.param_sharing = {"lora_A": AGENT, "lora_B": AGENT, "bias_delta": AGENT}
+
+    def forward(self, x):
+        *batch, n, d_in = x.shape
+        xt = x.reshape(-1, n, d_in).transpose(0, 1)  # [N, M, in]
+        delta = torch.bmm(torch.bmm(xt, self.lora_A.transpose(1, 2)), self.lora_B.transpose(1, 2))
+        delta = delta.transpose(0, 1).reshape(*batch, n, self.out_features)
+        y = self.base(x) + self.scaling * delta
+        return y if self.bias_delta is None else y + self.bias_delta
+
+    def delta_weight(self) -> torch.Tensor:
+        """``(alpha / r) B[i] A[i]``: ``[N, out, in]``."""
+        return self.scaling * torch.bmm(self.lora_B, self.lora_A)
+
+    def agent_weight(self):
+        weight, bias = self.base.agent_weight()
+        weight = weight + self.delta_weight()
+        if self.bias_delta is not None:
+            bias = self.bias_delta if bias is None else bias + self.bias_delta
+        return weight, bias
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, rank={self.rank}, alpha={self.alpha}"
+
+
+class MaskedLinear(AgentLinear):
+    """A base layer whose output units are switched off by a fixed binary mask per cluster (AdaPS):
+    ``y_i = mask[cluster(i)] * base(x_i)``, the same as masking the rows of ``W`` and ``b``.
+
+    ``masks [K, out]`` and ``clusters [N]`` are buffers: no trainable parameters beyond the base.
+    """
+
+    def __init__(self, base: AgentLinear, masks: torch.Tensor, clusters: Sequence[int]):
+        super().__init__(base.n_agents, base.in_features, base.out_features, base.role)
+        index, k = _cluster_index(clusters)
+        if masks.shape != (k, base.out_features):
+            raise ValueError(f"masks must be [K={k}, out={base.out_features}], got {tuple(masks.shape)}")
+        if len(index) != base.n_agents:
+            raise ValueError(f"clusters has {len(index)} entries for {base.n_agents} agents")
+        self.base = base
+        self.register_buffer("clusters", index)
+        self.register_buffer("masks", masks.float())
+
+    def forward(self, x):
+        return self.base(x) * self.masks[self.clusters]
+
+    def agent_weight(self):
+        weight, bias = self.base.agent_weight()
+        mask = self.masks[self.clusters]  # [N, out]
+        return weight * mask.unsqueeze(-1), None if bias is None else bias * mask
+
+
+class SpectralLinear(AgentLinear):
+    """Spectral parameter sharing (Prism): ``W_i = U diag(s * m_i) V^T``, ``m_i = sigmoid(logits_i)``.
+
+    ``U [out, k]``, ``V [in, k]``, ``s [k]`` and the bias are shared, ``logits [N, k]`` per agent,
+    ``k = min(in, out)``. Computed as ``((x V) * (s * m_i)) U^T + b``: two shared matmuls and an
+    elementwise product. ``U, s, V`` start from the SVD of ``nn.Linear``'s initialisation, with ``s``
+    divided by ``sigmoid(mask_init)`` so that every agent's initial weight equals that initialisation.
+    """
+
+    def __init__(self, n_agents, in_features, out_features, bias=True, role="hidden", mask_init: float = 3.0):
+        super().__init__(n_agents, in_features, out_features, role)
+        k = min(in_features, out_features)
+        w0 = torch.empty(out_features, in_features)
+        b0 = torch.empty(out_features) if bias else None
+        init_linear_(w0, b0, in_features)
+        u, s, vh = torch.linalg.svd(w0, full_matrices=False)
+        self.U = nn.Parameter(u.contiguous())
+        self.V = nn.Parameter(vh.T.contiguous())
+        self.s = nn.Parameter(s / torch.sigmoid(torch.tensor(float(mask_init))))
+        self.mask_logits = nn.Parameter(torch.full((n_agents, k), float(mask_init)))
+        self.bias = nn.Parameter(b0) if bias else None
+        self.param_sharing = {"U": SHARED, "V": SHARED, "s": SHARED, "bias": SHARED, "mask_logits": AGENT}
+
+    def masks(self) -> torch.Tensor:
+        """Spectral masks ``[N, k]`` in (0, 1)."""
+        return torch.sigmoid(self.mask_logits)
+
+    def forward(self, x):
+        h = F.linear(x, self.V.T) * (self.s * self.masks())  # [*, N, k]
+        return F.linear(h, self.U, self.bias)
+
+    def agent_weight(self):
+        scaled = self.s * self.masks()  # [N, k]
+        weight = torch.einsum("ok,nk,ik->noi", self.U, scaled, self.V)
+        bias = None if self.bias is None else self.bias.expand(self.n_agents, -1)
+        return weight, bias
+
+
+# --- per-agent vectors (state-independent log-std) -----------------------------------------------
+
+class AgentVector(nn.Module):
+    """A learnable per-agent vector: ``forward() -> [N, d]``. Used for state-independent log-std."""
+
+    def __init__(self, n_agents: int, features: int, role: str = "log_std"):
+        super().__init__()
+        self.n_agents, self.features, self.role = n_agents, features, role
+        self.param_sharing: dict[str, str] = {}
+
+
+class SharedVector(AgentVector):
+    """One vector for every agent: ``value [d]``."""
+
+    def __init__(self, n_agents, features, init=0.0, role="log_std"):
+        super().__init__(n_agents, features, role)
+        self.value = nn.Parameter(torch.full((features,), float(init)))
+        self.param_sharing = {"value": SHARED}
+
+    def forward(self):
+        return self.value.expand(self.n_agents, -1)
+
+
+class StackedVector(AgentVector):
+    """One vector per agent: ``value [N, d]``."""
+
+    def __init__(self, n_agents, features, init=0.0, role="log_std", grad_scale=1.0):
+        super().__init__(n_agents, features, role)
+        self.value = nn.Parameter(torch.full((n_agents, features), float(init)))
+        self.grad_scale = float(grad_scale)
+        self.param_sharing = {"value": AGENT}
+
+    def forward(self):
+        return scale_grad(self.value, self.grad_scale)
+
+
+class IndexedVector(AgentVector):
+    """One vector per cluster: ``value [K, d]``, agent i reads ``value[cluster(i)]``."""
+
+    def __init__(self, clusters, features, init=0.0, role="log_std"):
+        index, k = _cluster_index(clusters)
+        super().__init__(len(index), features, role)
+        self.register_buffer("clusters", index)
+        self.value = nn.Parameter(torch.full((k, features), float(init)))
+        self.param_sharing = {"value": CLUSTER}
+
+    def forward(self):
+        return self.value[self.clusters]
+
+
+class DeltaVector(AgentVector):
+    """A frozen base vector plus a trainable per-agent delta (LoRASA's per-agent log-std):
+    ``base() + delta``, ``delta [N, d]`` zero at creation."""
+
+    def __init__(self, base: AgentVector):
+        super().__init__(base.n_agents, base.features, base.role)
+        self.base = base.requires_grad_(False)
+        self.delta = nn.Parameter(torch.zeros(base.n_agents, base.features))
+        self.param_sharing = {"delta": AGENT}
+
+    def forward(self):
+        return self.base() + self.delta

@@ -1,0 +1,209 @@
+"""Per-agent networks built from :mod:`components.layers`: an MLP and a GRU actor.
+
+Both map ``x: [*batch, N, in_features]`` to ``[*batch, N, out_features]`` with every agent in one
+batched call. A strategy supplies the parametrisation of each layer through two factories:
+
+- ``layer(role, d_in, d_out) -> AgentLinear`` with role in ``ROLES``;
+- ``vector(role, d) -> AgentVector`` for a state-independent log-std.
+
+Heads (``head=``): ``"linear"`` (values, Q-values, or discrete-action ``logits``; ``"logits"`` is an
+alias) returns one tensor; ``"normal"`` returns ``(loc, scale)`` for continuous actions, with the
+log-std either a state-independent parameter (``log_std="shared"``: one vector for all agents,
+``"agent"``: one per agent, ``"auto"``: what the strategy prescribes) or state-dependent
+(``log_std="state"``: the head also outputs it).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from components.layers import AgentLinear, AgentVector, SharedVector, StackedVector
+
+ROLES = ("hidden", "gru_ih", "gru_hh", "post", "head")
+HEADS = ("linear", "logits", "normal")
+LOG_STD_MODES = ("auto", "shared", "agent", "state")
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
+
+LayerFactory = Callable[[str, int, int], AgentLinear]
+VectorFactory = Callable[[str, int], AgentVector]
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+
+
+class AgentIdAppend(nn.Module):
+    """``[*batch, N, d] -> [*batch, N, d + N]``: appends each agent's one-hot id (PS)."""
+
+    def __init__(self, n_agents: int):
+        super().__init__()
+        self.register_buffer("eye", torch.eye(n_agents), persistent=False)
+
+    def forward(self, x):
+        return torch.cat([x, self.eye.expand(*x.shape[:-1], -1).to(x.dtype)], dim=-1)
+
+
+class _Head(nn.Module):
+    """The output layer(s): ``h [*batch, N, d] -> y`` or ``(loc, scale)``."""
+
+    def __init__(self, n_agents, d_in, out_features, head, log_std, log_std_init, layer, vector):
+        super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {list(HEADS)}, got head={head!r}")
+        if log_std not in LOG_STD_MODES:
+            raise ValueError(f"log_std must be one of {list(LOG_STD_MODES)}, got log_std={log_std!r}")
+        self.kind = "normal" if head == "normal" else "linear"
+        self.state_log_std = self.kind == "normal" and log_std == "state"
+        self.out_features = out_features
+        self.layer = layer("head", d_in, out_features * (2 if self.state_log_std else 1))
+        self.log_std = None
+        if self.kind == "normal" and not self.state_log_std:
+            if log_std == "auto":
+                self.log_std = vector("log_std", out_features)
+            elif log_std == "shared":
+                self.log_std = SharedVector(n_agents, out_features)
+            else:
+                self.log_std = StackedVector(n_agents, out_features)
+            with torch.no_grad():
+                for p in self.log_std.parameters():
+                    p.fill_(log_std_init)
+        elif self.state_log_std:
+            with torch.no_grad():  # start the state-dependent log-std at log_std_init
+                bias = getattr(self.layer, "bias", None)
+                if isinstance(bias, torch.Tensor):
+                    bias[..., out_features:] = log_std_init
+
+    def forward(self, h):
+        y = self.layer(h)
+        if self.kind == "linear":
+            return y
+        if self.state_log_std:
+            loc, log_std = y.chunk(2, dim=-1)
+        else:
+            loc, log_std = y, self.log_std().expand_as(y)
+        return loc, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
+
+
+def _trunk(n_agents, d_in, hidden, layer, activation) -> tuple[nn.Sequential, int]:
+    mods = []
+    for width in hidden:
+        mods += [layer("hidden", d_in, width), ACTIVATIONS[activation]()]
+        d_in = width
+    return nn.Sequential(*mods), d_in
+
+
+def _check_common(n_agents, in_features, out_features, hidden, activation):
+    for name, value in (("n_agents", n_agents), ("in_features", in_features), ("out_features", out_features)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {name}={value!r}")
+    if any(int(w) != w or w < 1 for w in hidden):
+        raise ValueError(f"hidden must be a sequence of positive widths, got hidden={tuple(hidden)!r}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got activation={activation!r}")
+
+
+class AgentMLP(nn.Module):
+    """Per-agent MLP: ``x [*batch, N, in] -> [*batch, N, out]`` (or ``(loc, scale)``).
+
+    Layers: optional agent-id append, ``len(hidden)`` hidden layers (role "hidden") with
+    ``activation``, then the head (role "head").
+    """
+
+    recurrent = False
+
+    def __init__(self, n_agents: int, in_features: int, out_features: int, hidden: Sequence[int],
+                 layer: LayerFactory, vector: VectorFactory, append_id: bool = False, head: str = "linear",
+                 log_std: str = "auto", log_std_init: float = 0.0, activation: str = "relu"):
+        super().__init__()
+        _check_common(n_agents, in_features, out_features, hidden, activation)
+        self.n_agents, self.in_features, self.out_features = n_agents, in_features, out_features
+        self.append_id = AgentIdAppend(n_agents) if append_id else None
+        d_in = in_features + (n_agents if append_id else 0)
+        self.trunk, d = _trunk(n_agents, d_in, hidden, layer, activation)
+        self.head = _Head(n_agents, d, out_features, head, log_std, log_std_init, layer, vector)
+
+    def forward(self, x):
+        if x.shape[-2] != self.n_agents or x.shape[-1] != self.in_features:
+            raise ValueError(f"expected input [*batch, {self.n_agents}, {self.in_features}], got {tuple(x.shape)}")
+        if self.append_id is not None:
+            x = self.append_id(x)
+        return self.head(self.trunk(x))
+
+
+class AgentGRUCell(nn.Module):
+    """A GRU cell whose input-to-hidden and hidden-to-hidden projections are per-agent layers
+    (roles "gru_ih" and "gru_hh"), so every parametrisation, LoRA included, reaches them.
+
+    ``x [*batch, N, in], h [*batch, N, H] -> h' [*batch, N, H]``; same gate equations as
+    ``torch.nn.GRUCell`` (reset gate applied to the hidden-to-hidden candidate term).
+    """
+
+    def __init__(self, in_features: int, hidden_size: int, layer: LayerFactory):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.ih = layer("gru_ih", in_features, 3 * hidden_size)
+        self.hh = layer("gru_hh", hidden_size, 3 * hidden_size)
+
+    def forward(self, x, h):
+        r_i, z_i, n_i = self.ih(x).chunk(3, dim=-1)
+        r_h, z_h, n_h = self.hh(h).chunk(3, dim=-1)
+        r = torch.sigmoid(r_i + r_h)
+        z = torch.sigmoid(z_i + z_h)
+        n = torch.tanh(n_i + r * n_h)
+        return (1 - z) * n + z * h
+
+
+class AgentGRUActor(nn.Module):
+    """Recurrent per-agent actor (the LoRASA architecture): MLP encoder (role "hidden") -> GRU cell
+    ("gru_ih", "gru_hh") -> one post-GRU layer ("post") -> head ("head").
+
+    ``forward(x [*batch, N, in], hidden [*batch, N, H] or None) -> (*outputs, hidden')`` where
+    ``outputs`` is ``y`` or ``(loc, scale)``. ``forward_sequence`` runs ``[T, *batch, N, in]`` with
+    optional resets (a loop over time, never over agents).
+    """
+
+    recurrent = True
+
+    def __init__(self, n_agents: int, in_features: int, out_features: int, hidden: Sequence[int],
+                 layer: LayerFactory, vector: VectorFactory, append_id: bool = False, head: str = "linear",
+                 log_std: str = "auto", log_std_init: float = 0.0, activation: str = "relu",
+                 gru_hidden: int | None = None):
+        super().__init__()
+        _check_common(n_agents, in_features, out_features, hidden, activation)
+        if not hidden:
+            raise ValueError("the GRU actor needs at least one encoder layer: hidden must not be empty")
+        self.n_agents, self.in_features, self.out_features = n_agents, in_features, out_features
+        self.append_id = AgentIdAppend(n_agents) if append_id else None
+        d_in = in_features + (n_agents if append_id else 0)
+        self.encoder, d = _trunk(n_agents, d_in, hidden, layer, activation)
+        self.hidden_size = int(gru_hidden or d)
+        self.gru = AgentGRUCell(d, self.hidden_size, layer)
+        self.post = nn.Sequential(layer("post", self.hidden_size, self.hidden_size), ACTIVATIONS[activation]())
+        self.head = _Head(n_agents, self.hidden_size, out_features, head, log_std, log_std_init, layer, vector)
+
+    def initial_hidden(self, *batch: int, device=None) -> torch.Tensor:
+        return torch.zeros(*batch, self.n_agents, self.hidden_size, device=device)
+
+    def forward(self, x, hidden=None):
+        if x.shape[-2] != self.n_agents or x.shape[-1] != self.in_features:
+            raise ValueError(f"expected input [*batch, {self.n_agents}, {self.in_features}], got {tuple(x.shape)}")
+        if hidden is None:
+            hidden = x.new_zeros(*x.shape[:-1], self.hidden_size)
+        if self.append_id is not None:
+            x = self.append_id(x)
+        hidden = self.gru(self.encoder(x), hidden)
+        out = self.head(self.post(hidden))
+        return (*out, hidden) if isinstance(out, tuple) else (out, hidden)
+
+    def forward_sequence(self, x, hidden=None, reset=None):
+        """``x [T, *batch, N, in]``, ``reset [T, *batch]`` bool (zero the hidden state before step t)
+        -> outputs stacked over T, and the final hidden state."""
+        outs = []
+        for t in range(x.shape[0]):
+            if reset is not None and hidden is not None:
+                hidden = hidden * (~reset[t]).to(hidden.dtype)[..., None, None]
+            *out, hidden = self.forward(x[t], hidden)
+            outs.append(out)
+        stacked = tuple(torch.stack(parts) for parts in zip(*outs))
+        return (*stacked, hidden)

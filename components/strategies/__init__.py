@@ -1,0 +1,50 @@
+"""The strategy registry. Adding a strategy is one module plus one line here; the contract tests
+parametrised over ``STRATEGIES`` then cover it.
+
+Public API::
+
+    from components.strategies import STRATEGIES, make_strategy
+    strategy = make_strategy("ps_lora", rank=8, alpha=8.0)
+    net = strategy.make_network(n_agents=4, in_features=10, out_features=6, hidden=(64, 64))
+    y = net(torch.randn(32, 4, 10))  # [32, 4, 6]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from components.strategies.adaps import AdaPS
+from components.strategies.base import Strategy
+from components.strategies.mtl import MTL
+from components.strategies.nps import NPS
+from components.strategies.prism import Prism
+from components.strategies.ps import PS
+from components.strategies.ps_lora import PSLoRA
+from components.strategies.seps import SePS
+from components.strategies.seps_lora import SePSLoRA
+
+STRATEGIES: dict[str, type[Strategy]] = {
+    "ps": PS,
+    "nps": NPS,
+    "seps": SePS,
+    "mtl": MTL,
+    "ps_lora": PSLoRA,
+    "seps_lora": SePSLoRA,
+    "adaps": AdaPS,
+    "prism": Prism,
+}
+
+
+def make_strategy(name: str, **hyperparameters) -> Strategy:
+    """Build a strategy by registry name, rejecting unknown names and hyperparameters clearly."""
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; valid strategies: {list(STRATEGIES)}")
+    cls = STRATEGIES[name]
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(hyperparameters) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown hyperparameter(s) {unknown} for strategy {name!r}; valid: {valid}")
+    return cls(**hyperparameters)
+
+
+__all__ = ["STRATEGIES", "Strategy", "make_strategy"] + [cls.__name__ for cls in STRATEGIES.values()]

@@ -1,0 +1,131 @@
+"""Network transforms: the phase switch of the two-phase schedule and inference-time merging.
+
+- :func:`to_lora` turns a trained PS (or SePS, or any) network into its LoRA counterpart: every
+  existing parameter frozen, zero-initialised per-agent adapters added, outputs unchanged.
+- :func:`merge_adapters` folds the adapters into per-agent dense weights (LoRASA Algorithm 3);
+  merged outputs equal unmerged ones.
+- :func:`count_parameters` counts total, shared, per-cluster, per-agent and trainable parameters.
+
+Transforms return a new network and leave their input untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from components.layers import (
+    AGENT, CLUSTER, AgentLinear, AgentVector, DeltaVector, LowRankLinear, StackedLinear, StackedVector,
+)
+from components.networks import ROLES
+
+#: what ``to_lora(layers=...)`` can adapt: the layer roles of the networks, plus the log-std vector
+LORA_TARGETS = ROLES + ("log_std",)
+
+#: the strategy a network has after ``to_lora``
+LORA_OF = {"ps": "ps_lora", "seps": "seps_lora", "ps_lora": "ps_lora", "seps_lora": "seps_lora"}
+
+
+def check_lora_layers(layers) -> tuple[str, ...]:
+    """``"all"`` or a list of names from ``LORA_TARGETS``; returns the tuple of targets."""
+    if layers == "all":
+        return LORA_TARGETS
+    names = [layers] if isinstance(layers, str) else list(layers)
+    bad = [name for name in names if name not in LORA_TARGETS]
+    if bad or not names:
+        raise ValueError(f"LoRA layers must be 'all' or a non-empty list from {list(LORA_TARGETS)}, got layers={layers!r}")
+    return tuple(names)
+
+
+def _replace_children(module: nn.Module, linear_fn, vector_fn) -> None:
+    """Replace the outermost AgentLinear / AgentVector modules below ``module`` in place."""
+    for name, child in module.named_children():
+        if isinstance(child, AgentLinear):
+            setattr(module, name, linear_fn(child))
+        elif isinstance(child, AgentVector):
+            setattr(module, name, vector_fn(child))
+        else:
+            _replace_children(child, linear_fn, vector_fn)
+
+
+def to_lora(net: nn.Module, rank: int = 8, alpha: float = 8.0, layers="all", init: str = "b_zero",
+            train_bias: bool = False) -> nn.Module:
+    """Freeze ``net`` and add a per-agent rank-``rank`` adapter to each layer whose role is in ``layers``.
+
+    Returns a new network whose outputs equal ``net``'s (the adapters start at zero) and whose only
+    trainable parameters are the adapters (and the per-agent log-std delta when ``"log_std"`` is
+    adapted, and bias deltas when ``train_bias``).
+    """
+    from components.strategies.base import check_rank_alpha
+
+    check_rank_alpha("to_lora", rank, alpha)
+    targets = check_lora_layers(layers)
+    if any(isinstance(m, LowRankLinear) for m in net.modules()):
+        raise ValueError("to_lora: the network already has LoRA adapters; merge_adapters it first to adapt again")
+    new = copy.deepcopy(net).requires_grad_(False)
+    _replace_children(
+        new,
+        lambda lin: LowRankLinear(lin, rank, alpha, init, train_bias) if lin.role in targets else lin,
+        lambda vec: DeltaVector(vec) if vec.role in targets else vec,
+    )
+    name = getattr(net, "strategy_name", None)
+    if name is not None:
+        new.strategy_name = LORA_OF.get(name, f"{name}+lora")
+    return new
+
+
+def merge_adapters(net: nn.Module) -> nn.Module:
+    """Fold every adapter into per-agent dense weights (LoRASA Algorithm 3), for inference.
+
+    Each ``LowRankLinear`` becomes a ``StackedLinear`` with ``W_i = base_i + (alpha/r) B_i A_i`` and each
+    ``DeltaVector`` a ``StackedVector``; the result computes what ``net`` computes, with no extra
+    matmuls. Merged parameters are frozen (it is an inference network).
+    """
+    new = copy.deepcopy(net)
+
+    def merge_linear(lin):
+        if not isinstance(lin, LowRankLinear):
+            return lin
+        weight, bias = lin.agent_weight()
+        merged = StackedLinear(lin.n_agents, lin.in_features, lin.out_features, bias=bias is not None, role=lin.role)
+        with torch.no_grad():
+            merged.weight.copy_(weight)
+            if bias is not None:
+                merged.bias.copy_(bias)
+        return merged.requires_grad_(False)
+
+    def merge_vector(vec):
+        if not isinstance(vec, DeltaVector):
+            return vec
+        merged = StackedVector(vec.n_agents, vec.features, role=vec.role)
+        with torch.no_grad():
+            merged.value.copy_(vec())
+        return merged.requires_grad_(False)
+
+    _replace_children(new, merge_linear, merge_vector)
+    return new
+
+
+def count_parameters(net: nn.Module) -> dict[str, int]:
+    """Parameter counts of a per-agent network.
+
+    ``total``: every parameter; ``shared``: in tensors used by all agents; ``clustered``: in
+    per-cluster tensors (all clusters together); ``per_agent``: agent-specific parameters of one
+    agent; ``trainable``: with ``requires_grad``. ``total = shared + clustered + n_agents * per_agent``.
+    """
+    n_agents = int(getattr(net, "n_agents"))
+    counts = dict(total=0, shared=0, clustered=0, agent=0, trainable=0)
+    for module in net.modules():
+        tags = getattr(module, "param_sharing", {})
+        for name, p in module.named_parameters(recurse=False):
+            kind = tags.get(name, "shared")
+            counts["total"] += p.numel()
+            counts["trainable"] += p.numel() if p.requires_grad else 0
+            key = {AGENT: "agent", CLUSTER: "clustered"}.get(kind, "shared")
+            counts[key] += p.numel()
+    per_agent, rest = divmod(counts.pop("agent"), n_agents)
+    assert rest == 0, "agent-specific tensors must have a leading agent axis"
+    return dict(total=counts["total"], shared=counts["shared"], clustered=counts["clustered"],
+                per_agent=per_agent, trainable=counts["trainable"])

@@ -1,0 +1,85 @@
+"""The environment registry: ``make_env("family/task", num_envs=..., seed=..., **options)``.
+
+Every adapter returns a TorchRL ``EnvBase`` with batch size ``[num_envs]`` and these keys (agent
+axis -2, the same for every family, so the trainer never special-cases an env):
+
+=================================  ===========================  =====================================
+key                                shape                        meaning
+=================================  ===========================  =====================================
+``("agents", "observation")``      ``[B, N, obs]`` float         local observation of each agent
+``("agents", "action")``           ``[B, N, act]`` float         continuous actions in ``[low, high]``
+                                   ``[B, N]`` long               or discrete action indices
+``("agents", "action_mask")``      ``[B, N, n_actions]`` bool    available discrete actions (optional)
+``("agents", "reward")``           ``[B, N, 1]`` float           per-agent reward (next)
+``"done"``, ``"terminated"``       ``[B, 1]`` bool               episode end, at the root
+``"state"``                        ``[B, state]`` float          global state for a centralised critic
+                                                                 (optional)
+``"win"``                          ``[B, 1]`` bool               battle won, where the env defines it
+                                                                 (optional; meaningful when done)
+=================================  ===========================  =====================================
+
+The agent group is always called ``"agents"`` (adapters rename ``agent``, ``walker``, ...). Done
+flags live at the root; the trainer expands them to ``[B, N, 1]`` before GAE. :func:`env_info`
+summarises an env for building networks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from torchrl.envs import EnvBase
+
+GROUP = "agents"
+
+# family -> builder(task, num_envs, seed, **options). Each family's module registers itself here;
+# the import is lazy so a missing optional dependency only matters for the family that needs it.
+FAMILIES: dict[str, str] = {
+    "vmas": "envs.vmas",
+}
+
+
+def make_env(name: str, num_envs: int = 1, seed: int | None = None, **options) -> EnvBase:
+    """Build ``family/task`` with ``num_envs`` copies (vectorised or in parallel), seeded."""
+    family, sep, task = name.partition("/")
+    if not sep or not task:
+        raise ValueError(f"env name must look like 'family/task', got {name!r}; families: {sorted(FAMILIES)}")
+    if family not in FAMILIES:
+        raise ValueError(f"unknown env family {family!r} in {name!r}; valid families: {sorted(FAMILIES)}")
+    if int(num_envs) < 1:
+        raise ValueError(f"num_envs must be >= 1, got num_envs={num_envs!r}")
+    import importlib
+
+    module = importlib.import_module(FAMILIES[family])
+    return module.make(task, num_envs=int(num_envs), seed=seed, **options)
+
+
+@dataclass
+class EnvInfo:
+    """What a network needs to know about an env."""
+
+    n_agents: int
+    obs_dim: int
+    discrete: bool
+    action_dim: int  # continuous: action size; discrete: number of actions
+    state_dim: int | None  # None: no global state
+    has_action_mask: bool
+    action_low: "object" = None  # tensor [N, act] for continuous actions
+    action_high: "object" = None
+
+
+def env_info(env: EnvBase) -> EnvInfo:
+    obs_spec = env.full_observation_spec_unbatched
+    act_spec = env.full_action_spec_unbatched[GROUP, "action"]
+    n_agents, obs_dim = obs_spec[GROUP, "observation"].shape[-2:]
+    discrete = act_spec.dtype in (__import__("torch").long, __import__("torch").int64) or hasattr(act_spec, "n")
+    if discrete:
+        action_dim, low, high = int(act_spec.space.n), None, None
+    else:
+        action_dim, low, high = int(act_spec.shape[-1]), act_spec.space.low, act_spec.space.high
+    state_dim = int(obs_spec["state"].shape[-1]) if "state" in obs_spec.keys() else None
+    has_mask = (GROUP, "action_mask") in obs_spec.keys(True)
+    return EnvInfo(int(n_agents), int(obs_dim), bool(discrete), action_dim, state_dim, has_mask, low, high)
+
+
+__all__ = ["GROUP", "FAMILIES", "make_env", "env_info", "EnvInfo"]
