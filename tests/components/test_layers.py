@@ -1,0 +1,95 @@
+"""Per-agent layers: shapes, equivalences between parametrisations, no cross-agent leakage."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from components.layers import (
+    IndexedLinear, LowRankLinear, MaskedLinear, SharedLinear, SpectralLinear, StackedLinear, agent_matmul,
+)
+
+BATCHES = [(), (5,), (2, 3)]
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("n", [1, 3, 8])
+def test_agent_matmul_matches_per_agent_linear(batch, n):
+    x = torch.randn(*batch, n, 7)
+    w, b = torch.randn(n, 5, 7), torch.randn(n, 5)
+    y = agent_matmul(x, w, b)
+    assert y.shape == (*batch, n, 5)
+    for i in range(n):
+        torch.testing.assert_close(y[..., i, :], F.linear(x[..., i, :], w[i], b[i]))
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("make", [
+    lambda n: SharedLinear(n, 6, 4),
+    lambda n: StackedLinear(n, 6, 4),
+    lambda n: IndexedLinear([i % 2 for i in range(n)], 6, 4),
+    lambda n: LowRankLinear(StackedLinear(n, 6, 4), rank=2),
+    lambda n: MaskedLinear(SharedLinear(n, 6, 4), torch.tensor([[1, 0, 1, 1], [0, 1, 1, 0.]]), [i % 2 for i in range(n)]),
+    lambda n: SpectralLinear(n, 6, 4),
+], ids=["shared", "stacked", "indexed", "lowrank", "masked", "spectral"])
+def test_forward_equals_effective_agent_weight(make, batch):
+    """Every layer computes ``F.linear(x_i, W_i, b_i)`` with the weights ``agent_weight`` reports."""
+    layer = make(4)
+    if isinstance(layer, LowRankLinear):
+        torch.nn.init.normal_(layer.lora_B, std=0.1)  # make the adapter non-zero
+    x = torch.randn(*batch, 4, 6)
+    y = layer(x)
+    weight, bias = layer.agent_weight()
+    assert weight.shape == (4, 4, 6) and y.shape == (*batch, 4, 4)
+    for i in range(4):
+        torch.testing.assert_close(y[..., i, :], F.linear(x[..., i, :], weight[i], bias[i]), atol=1e-5, rtol=1e-5)
+
+
+def test_lowrank_is_zero_at_creation_for_both_inits():
+    base = SharedLinear(3, 6, 4)
+    x = torch.randn(10, 3, 6)
+    for init in ("a_zero", "b_zero"):
+        layer = LowRankLinear(base, rank=2, init=init)
+        assert torch.equal(layer(x), base(x))
+        assert not any(p.requires_grad for p in layer.base.parameters())
+
+
+def test_lowrank_rank_above_min_dim_is_a_full_rank_delta():
+    layer = LowRankLinear(SharedLinear(2, 3, 4), rank=6)
+    torch.nn.init.normal_(layer.lora_B)
+    assert torch.linalg.matrix_rank(layer.delta_weight()[0]) == 3
+
+
+def test_indexed_gathers_cluster_weights():
+    layer = IndexedLinear([1, 0, 1], 4, 2)
+    weight, _ = layer.agent_weight()
+    assert torch.equal(weight[0], layer.weight[1]) and torch.equal(weight[1], layer.weight[0])
+
+
+def test_spectral_with_unit_masks_is_the_shared_dense_layer():
+    layer = SpectralLinear(5, 8, 6)
+    with torch.no_grad():
+        layer.mask_logits.fill_(float("inf"))  # sigmoid(inf) == 1 exactly
+    dense = layer.U @ torch.diag(layer.s) @ layer.V.T
+    x = torch.randn(3, 5, 8)
+    torch.testing.assert_close(layer(x), F.linear(x, dense, layer.bias))
+
+
+def test_spectral_initial_weight_is_the_standard_init_scale():
+    """s is rescaled so that each agent's initial weight is the SVD'd nn.Linear init (norm preserved)."""
+    layer = SpectralLinear(2, 16, 16)
+    weight, _ = layer.agent_weight()
+    bound = 1 / 16 ** 0.5
+    assert weight.abs().max() <= bound + 1e-5
+    torch.testing.assert_close(weight[0], weight[1])
+
+
+def test_masked_has_no_trainable_parameters_beyond_base():
+    base = SharedLinear(2, 3, 4)
+    layer = MaskedLinear(base, torch.ones(1, 4), [0, 0])
+    assert sum(p.numel() for p in layer.parameters()) == sum(p.numel() for p in base.parameters())
+
+
+@pytest.mark.parametrize("bad", [[], [0, 2], [-1, 0], [1, 1]])
+def test_bad_cluster_lists_are_rejected(bad):
+    with pytest.raises(ValueError, match="cluster"):
+        IndexedLinear(bad, 3, 3)

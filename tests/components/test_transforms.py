@@ -1,0 +1,79 @@
+"""The phase-switch and merge transforms."""
+
+import pytest
+import torch
+
+from components.layers import LowRankLinear
+from components.strategies import make_strategy
+from components.transforms import count_parameters, merge_adapters, to_lora
+
+
+def _perturb_adapters(net, std=0.05):
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.requires_grad:
+                p.normal_(0, std)
+
+
+@pytest.mark.parametrize("base", ["ps", "seps"])
+@pytest.mark.parametrize("recurrent", [False, True], ids=["mlp", "gru"])
+@pytest.mark.parametrize("n", [2, 5])
+@pytest.mark.parametrize("batch", [(), (4,), (2, 3)])
+def test_to_lora_outputs_identical_and_only_adapters_train(base, recurrent, n, batch):
+    hp = {"clusters": [i % 2 for i in range(n)]} if base == "seps" else {}
+    net = make_strategy(base, **hp).make_network(n, 10, 6, hidden=(16, 16), recurrent=recurrent, head="normal")
+    lora = to_lora(net, rank=4, alpha=8.0)
+    x = torch.randn(*batch, n, 10)
+    for a, b in zip(net(x), lora(x)):
+        assert torch.equal(a, b)
+    assert lora.strategy_name == f"{base}_lora"
+    for name, p in lora.named_parameters():
+        assert p.requires_grad == ("lora_" in name or name.endswith("delta")), name
+    assert all(p.requires_grad for p in net.parameters())  # the input network is untouched
+
+
+@pytest.mark.parametrize("recurrent", [False, True], ids=["mlp", "gru"])
+@pytest.mark.parametrize("n", [2, 6])
+def test_merged_adapters_compute_what_unmerged_do(recurrent, n):
+    net = to_lora(make_strategy("ps").make_network(n, 10, 6, hidden=(16, 16), recurrent=recurrent, head="normal"))
+    _perturb_adapters(net)
+    merged = merge_adapters(net)
+    assert not any(isinstance(m, LowRankLinear) for m in merged.modules())
+    x = torch.randn(7, n, 10)
+    for a, b in zip(net(x), merged(x)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_to_lora_selected_layers_only():
+    net = make_strategy("ps").make_network(3, 10, 6, hidden=(16, 16), head="normal")
+    lora = to_lora(net, rank=2, layers=["head"])
+    adapted = [m.role for m in lora.modules() if isinstance(m, LowRankLinear)]
+    assert adapted == ["head"]
+    assert count_parameters(lora)["per_agent"] == 2 * (16 + 6)
+
+
+def test_frozen_parameters_bit_identical_after_an_update():
+    net = to_lora(make_strategy("ps").make_network(4, 10, 6, hidden=(16, 16), head="normal"))
+    frozen = {n: p.detach().clone() for n, p in net.named_parameters() if not p.requires_grad}
+    trainable = {n: p.detach().clone() for n, p in net.named_parameters() if p.requires_grad}
+    # weight decay would move frozen weights if they were (wrongly) handed to the optimiser
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        loc, scale = net(torch.randn(32, 4, 10))
+        (loc.pow(2).sum() + scale.sum()).backward()
+        opt.step()
+    for n, p in net.named_parameters():
+        if n in frozen:
+            assert torch.equal(p, frozen[n]), n
+    assert any(not torch.equal(p, trainable[n]) for n, p in net.named_parameters() if n in trainable)
+
+
+def test_to_lora_rejects_bad_values_and_double_adaptation():
+    net = make_strategy("ps").make_network(3, 10, 6)
+    with pytest.raises(ValueError, match="rank"):
+        to_lora(net, rank=0)
+    with pytest.raises(ValueError, match="layers"):
+        to_lora(net, layers=["attention"])
+    with pytest.raises(ValueError, match="already has LoRA"):
+        to_lora(to_lora(net))
