@@ -1,0 +1,136 @@
+"""MAPPO and IPPO on TorchRL: actor and critic modules, the clipped PPO loss and GAE.
+
+The actor is any strategy's network wrapped as a TorchRL ``ProbabilisticActor``:
+continuous actions through a ``TanhNormal`` (or ``IndependentNormal``, the ``action_dist`` setting)
+scaled to the action spec, discrete actions through a ``Categorical`` (``MaskedCategorical`` when
+the env provides ``("agents", "action_mask")``). The critic is a per-agent MLP, shared by default
+(``critic_sharing="nps"`` gives each agent its own), over
+
+- MAPPO: a centralised input, the env's global ``state`` when it has one, otherwise every agent's
+  observation concatenated, with the agent's one-hot id appended;
+- IPPO: the agent's own observation.
+
+Keys follow ``envs``: everything per agent lives under ``"agents"``; the log-probability is
+``("agents", "action_log_prob")``, values ``("agents", "state_value")``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tensordict.nn import TensorDictModule, TensorDictSequential
+from torch import nn
+from torchrl.modules import IndependentNormal, MaskedCategorical, ProbabilisticActor, TanhNormal
+from torchrl.objectives import ClipPPOLoss, ValueEstimators
+
+from components.strategies import make_strategy
+from envs import GROUP, EnvInfo
+
+ALGORITHMS = ("mappo", "ippo")
+ACTION_DISTS = ("tanh_normal", "normal")
+CRITIC_SHARING = ("shared", "nps")
+
+OBS, ACTION, LOGP = (GROUP, "observation"), (GROUP, "action"), (GROUP, "action_log_prob")
+VALUE, MASK, CRITIC_IN = (GROUP, "state_value"), (GROUP, "action_mask"), (GROUP, "critic_input")
+
+
+class PolicyNet(nn.Module):
+    """Holds the actor's strategy network in ``self.net`` so a phase switch can replace it in place
+    (the collector keeps its reference to the actor)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, obs):
+        return self.net(obs)
+
+
+class CentralInput(nn.Module):
+    """MAPPO critic input: ``state [*B, S] -> [*B, N, S]``, or all observations
+    ``[*B, N, obs] -> [*B, N, N * obs]`` when the env has no global state."""
+
+    def __init__(self, n_agents: int):
+        super().__init__()
+        self.n_agents = n_agents
+
+    def forward(self, obs, state=None):
+        central = obs.flatten(-2) if state is None else state
+        return central.unsqueeze(-2).expand(*central.shape[:-1], self.n_agents, central.shape[-1])
+
+
+def make_actor(net: nn.Module, info: EnvInfo, action_dist: str = "tanh_normal") -> ProbabilisticActor:
+    """Wrap a strategy network (head "normal" for continuous, "linear" logits for discrete)."""
+    if action_dist not in ACTION_DISTS:
+        raise ValueError(f"action_dist must be one of {list(ACTION_DISTS)}, got {action_dist!r}")
+    module = PolicyNet(net)
+    if info.discrete:
+        logits = TensorDictModule(module, in_keys=[OBS], out_keys=[(GROUP, "logits")])
+        in_keys = {"logits": (GROUP, "logits")}
+        if info.has_action_mask:
+            in_keys["mask"] = MASK
+        return ProbabilisticActor(logits, in_keys=in_keys, out_keys=[ACTION], distribution_class=MaskedCategorical,
+                                  return_log_prob=True, log_prob_key=LOGP)
+    params = TensorDictModule(module, in_keys=[OBS], out_keys=[(GROUP, "loc"), (GROUP, "scale")])
+    low, high = info.action_low, info.action_high
+    if action_dist == "tanh_normal":
+        dist, kwargs = TanhNormal, {"low": low, "high": high}
+    else:
+        dist, kwargs = IndependentNormal, {}
+    return ProbabilisticActor(params, in_keys=[(GROUP, "loc"), (GROUP, "scale")], out_keys=[ACTION],
+                              distribution_class=dist, distribution_kwargs=kwargs, return_log_prob=True,
+                              log_prob_key=LOGP)
+
+
+def actor_net(actor: ProbabilisticActor) -> PolicyNet:
+    """The ``PolicyNet`` inside an actor built by :func:`make_actor`."""
+    return next(m for m in actor.modules() if isinstance(m, PolicyNet))
+
+
+def make_critic(info: EnvInfo, algorithm: str = "mappo", sharing: str = "shared",
+                hidden=(64, 64), activation: str = "relu") -> TensorDictSequential:
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {list(ALGORITHMS)}, got {algorithm!r}")
+    if sharing not in CRITIC_SHARING:
+        raise ValueError(f"critic sharing must be one of {list(CRITIC_SHARING)}, got {sharing!r}")
+    n = info.n_agents
+    strategy = make_strategy("ps" if sharing == "shared" else "nps")
+    if algorithm == "mappo":
+        in_keys = [OBS] + (["state"] if info.state_dim is not None else [])
+        d_in = info.state_dim if info.state_dim is not None else n * info.obs_dim
+        central = TensorDictModule(CentralInput(n), in_keys=in_keys, out_keys=[CRITIC_IN])
+        net = strategy.make_network(n, d_in, 1, hidden=hidden, activation=activation)
+        return TensorDictSequential(central, TensorDictModule(net, in_keys=[CRITIC_IN], out_keys=[VALUE]))
+    net = strategy.make_network(n, info.obs_dim, 1, hidden=hidden, activation=activation)
+    return TensorDictSequential(TensorDictModule(net, in_keys=[OBS], out_keys=[VALUE]))
+
+
+@dataclass
+class PPOSettings:
+    clip_epsilon: float = 0.2
+    entropy_coeff: float = 0.0
+    critic_coeff: float = 1.0
+    gamma: float = 0.99
+    lmbda: float = 0.95
+    normalize_advantage: bool = False
+    loss_critic_type: str = "l2"
+
+
+def make_loss(actor, critic, settings: PPOSettings) -> ClipPPOLoss:
+    """Clipped PPO loss with TorchRL's GAE, keyed for one agent group."""
+    loss = ClipPPOLoss(actor, critic, clip_epsilon=settings.clip_epsilon, entropy_coeff=settings.entropy_coeff,
+                       critic_coeff=settings.critic_coeff, loss_critic_type=settings.loss_critic_type,
+                       normalize_advantage=settings.normalize_advantage)
+    loss.set_keys(reward=(GROUP, "reward"), action=ACTION, sample_log_prob=LOGP, value=VALUE,
+                  done=(GROUP, "done"), terminated=(GROUP, "terminated"))
+    loss.make_value_estimator(ValueEstimators.GAE, gamma=settings.gamma, lmbda=settings.lmbda)
+    return loss
+
+
+def expand_done(batch) -> None:
+    """Copy the root ``done``/``terminated`` to the agent shape ``[*B, N, 1]`` GAE needs (in place)."""
+    shape = batch.get(("next", GROUP, "reward")).shape
+    for key in ("done", "terminated"):
+        if ("next", GROUP, key) not in batch.keys(True):
+            batch.set(("next", GROUP, key), batch.get(("next", key)).unsqueeze(-2).expand(shape))

@@ -1,0 +1,117 @@
+"""Run tracking: ``metrics.csv`` (always), TorchRL's CSV / W&B / TensorBoard loggers, a progress bar.
+
+W&B runs offline unless an API key and a network are both available (``wandb_mode="auto"``); offline
+runs are synced later with ``wandb sync <run_dir>/wandb/offline-run-*``. Tracking never stops a
+run: a logger that fails to start is reported once and dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import netrc
+import os
+import socket
+import warnings
+from pathlib import Path
+
+METRIC_COLUMNS = [
+    "iteration", "frames", "phase", "strategy", "train_return", "eval_return", "win_rate", "loss_objective",
+    "loss_critic", "loss_entropy", "loss_aux", "entropy", "kl_approx", "clip_fraction", "grad_norm",
+    "skipped_updates", "fps", "wall_time_s",
+]
+
+
+def resolve_wandb_mode(setting: str) -> str:
+    """``auto``: WANDB_MODE if set; otherwise online only with an API key and a reachable server."""
+    if setting in ("online", "offline", "disabled"):
+        return setting
+    if setting != "auto":
+        raise ValueError(f"logger.wandb_mode must be one of ['auto', 'offline', 'online', 'disabled'], got {setting!r}")
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    has_key = bool(os.environ.get("WANDB_API_KEY"))
+    if not has_key:
+        try:
+            has_key = netrc.netrc().authenticators("api.wandb.ai") is not None
+        except (OSError, netrc.NetrcParseError):
+            has_key = False
+    if not has_key:
+        return "offline"
+    try:  # a short, bounded probe so a missing network can never hang the run
+        socket.create_connection(("api.wandb.ai", 443), timeout=2).close()
+        return "online"
+    except OSError:
+        return "offline"
+
+
+class RunLogger:
+    """Writes one row per iteration to ``metrics.csv`` and forwards scalars to TorchRL loggers."""
+
+    def __init__(self, run_dir: Path, cfg, exp_name: str, config_dict: dict, append: bool = False):
+        self.run_dir = Path(run_dir)
+        path = self.run_dir / "metrics.csv"
+        new_file = not (append and path.exists())
+        self._file = open(path, "w" if new_file else "a", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+        if new_file:
+            self._writer.writeheader()
+        self.loggers = []
+        if cfg.csv:
+            self._start("csv", lambda: __import__("torchrl.record.loggers", fromlist=["CSVLogger"]).CSVLogger(
+                exp_name="torchrl", log_dir=str(self.run_dir)))
+        if cfg.tensorboard:
+            self._start("tensorboard", lambda: __import__("torchrl.record.loggers", fromlist=["TensorboardLogger"])
+                        .TensorboardLogger(exp_name="tensorboard", log_dir=str(self.run_dir)))
+        self.wandb_mode = None
+        if cfg.wandb:
+            mode = resolve_wandb_mode(cfg.wandb_mode)
+            if mode != "disabled":
+                self.wandb_mode = mode
+                self._start("wandb", lambda: self._wandb(cfg, mode, exp_name, config_dict))
+
+    def _wandb(self, cfg, mode, exp_name, config_dict):
+        from torchrl.record.loggers import WandbLogger
+
+        os.environ.setdefault("WANDB_SILENT", "true")
+        logger = WandbLogger(exp_name=exp_name, offline=mode == "offline", save_dir=str(self.run_dir),
+                             project=cfg.wandb_project, config=config_dict, log_env_packages=False)
+        return logger
+
+    def _start(self, name, factory):
+        try:
+            self.loggers.append(factory())
+        except Exception as err:  # tracking must never take a run down
+            warnings.warn(f"{name} logger disabled: {type(err).__name__}: {err}")
+
+    def log(self, row: dict) -> None:
+        self._writer.writerow({k: _fmt(row.get(k)) for k in METRIC_COLUMNS})
+        self._file.flush()
+        for logger in self.loggers:
+            for key, value in row.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                    try:
+                        logger.log_scalar(key, float(value), step=int(row["frames"]))
+                    except Exception as err:
+                        warnings.warn(f"{type(logger).__name__} failed, disabled: {err}")
+                        self.loggers.remove(logger)
+                        break
+
+    def close(self) -> None:
+        self._file.close()
+        for logger in self.loggers:
+            experiment = getattr(logger, "experiment", None)
+            finish = getattr(experiment, "finish", None)
+            if callable(finish):
+                try:
+                    finish()
+                except Exception:
+                    pass
+
+
+def _fmt(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.6g}"
+    return value

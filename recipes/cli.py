@@ -1,0 +1,38 @@
+"""The ``marlshare`` command.
+
+    marlshare train [key=value ...]      train (Hydra overrides; see recipes/train.py)
+    marlshare strategies [options]       parameter table of every strategy for a network
+    marlshare plot RUN_DIR [RUN_DIR ...] learning curve(s)
+"""
+
+from __future__ import annotations
+
+import sys
+
+COMMANDS = ("train", "strategies", "plot")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return
+    command, rest = argv[0], argv[1:]
+    if command == "train":
+        from recipes.train import main as train_main
+
+        train_main(rest)
+    elif command == "strategies":
+        from tools.strategy_table import main as table_main
+
+        table_main(rest)
+    elif command == "plot":
+        from tools.plots import main as plot_main
+
+        plot_main(rest)
+    else:
+        sys.exit(f"marlshare: unknown command {command!r}; valid commands: {list(COMMANDS)}")
+
+
+if __name__ == "__main__":
+    main()
