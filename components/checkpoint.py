@@ -7,8 +7,11 @@ checkpoint intact and loadable.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import os
 import random
+import sys
 import tempfile
 from pathlib import Path
 
@@ -37,14 +40,39 @@ def load(path: str | os.PathLike) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+def _vmas_state():
+    """VMAS keeps its own random state (torch, numpy, python), shared by every VMAS env of the
+    process and swapped in around each reset and step; it is part of the run's random state."""
+    module = sys.modules.get("vmas.simulator.environment.environment")
+    return None if module is None else module.Environment.vmas_random_state
+
+
 def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "random": random.getstate()}
+    """Every random stream a run draws from: torch, numpy, Python, and simulators' own streams."""
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "random": random.getstate()}
+    vmas_state = _vmas_state()
+    if vmas_state is not None:
+        state["vmas"] = copy.deepcopy(list(vmas_state))
+    return state
 
 
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["random"])
+    vmas_state = _vmas_state()
+    if vmas_state is not None and "vmas" in state:
+        vmas_state[:] = copy.deepcopy(state["vmas"])  # in place: VMAS holds this very list
+
+
+@contextlib.contextmanager
+def forked_rng():
+    """Run a block (e.g. an evaluation) without changing any of the run's random streams."""
+    state = rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(state)
 
 
 def seed_everything(seed: int) -> None:

@@ -52,18 +52,20 @@ class AlgorithmConfig:
 @dataclass
 class ScheduleConfig:
     kind: str = "single"  # single | two_phase
-    switch_at: Optional[int] = None  # frame of the switch; None with auto=true: the automatic rule
+    switch_at: Optional[int] = None  # frame of the switch; with auto=true, the fallback if the rule never fires
     auto: bool = False
     finetune: Optional[str] = None  # strategy after the switch (default: <strategy>_lora)
     rank: int = 8
     alpha: float = 8.0
     layers: Any = "all"  # "all" or a list of: hidden, gru_ih, gru_hh, post, head, log_std
     finetune_lr: Optional[float] = None  # actor learning rate after the switch (default: algorithm.lr)
-    auto_window: int = 3
-    auto_decel: float = 0.5
+    # the automatic rule's settings (components/schedule.py explains each)
+    auto_window: int = 4
+    auto_decel: float = 0.75
     auto_noise_sigmas: float = 2.0
+    auto_competence_sigmas: float = 8.0
+    auto_patience: int = 2
     auto_min_frames: int = 0
-    auto_max_frames: Optional[int] = None  # fallback switch frame for the automatic rule
 
 
 @dataclass

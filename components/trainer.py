@@ -16,11 +16,9 @@ One iteration:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
-import random
 import time
 from pathlib import Path
 
@@ -114,6 +112,11 @@ def validate_config(cfg: TrainConfig) -> None:
             raise ConfigError(f"schedule.layers: {err}") from None
         if s.switch_at is None and not s.auto:
             raise ConfigError("schedule.kind=two_phase needs schedule.switch_at=<frames> or schedule.auto=true")
+        if s.auto:
+            try:
+                AutoSwitch(window=s.auto_window, decel=s.auto_decel)
+            except ValueError as err:
+                raise ConfigError(f"schedule.auto_*: {err}") from None
         if s.switch_at is not None and not 0 < s.switch_at < cfg.total_frames:
             raise ConfigError(f"schedule.switch_at={s.switch_at} must be in (0, total_frames={cfg.total_frames})")
     elif s.switch_at is not None or s.auto:
@@ -166,7 +169,10 @@ class Trainer:
         options = dict(cfg.options)
         if cfg.max_steps is not None and cfg.name.startswith("vmas/"):
             options.setdefault("max_steps", cfg.max_steps)
-        env = make_env(cfg.name, num_envs=num_envs, seed=seed, **options)
+        try:
+            env = make_env(cfg.name, num_envs=num_envs, seed=seed, **options)
+        except ValueError as err:  # unknown family, task or option: a configuration error
+            raise ConfigError(f"env.name={cfg.name!r}: {err}") from None
         return TransformedEnv(env, RewardSum(in_keys=[(GROUP, "reward")], out_keys=[EPISODE_REWARD]))
 
     def _build(self):
@@ -190,8 +196,8 @@ class Trainer:
         s = cfg.schedule
         if s.kind == "two_phase" and s.auto:
             self.auto_switch = AutoSwitch(window=s.auto_window, decel=s.auto_decel, noise_sigmas=s.auto_noise_sigmas,
-                                          min_frames=s.auto_min_frames,
-                                          max_frames=s.auto_max_frames or s.switch_at)
+                                          competence_sigmas=s.auto_competence_sigmas, patience=s.auto_patience,
+                                          min_frames=s.auto_min_frames, max_frames=s.switch_at)
         self.frames, self.iteration, self.wall_time = 0, 0, 0.0
         self.best_eval, self.last_eval, self.last_win = -math.inf, math.nan, math.nan
         self.evals: list[dict] = []
@@ -200,6 +206,8 @@ class Trainer:
         if self.resume_state is not None:
             self._restore_networks(self.resume_state)
         self._build_optimiser()
+        if self.resume_state is not None:
+            self.optimiser.load_state_dict(self.resume_state["optimiser"])
         self.buffer = ReplayBuffer(storage=LazyTensorStorage(a.frames_per_batch),
                                    sampler=SamplerWithoutReplacement(), batch_size=a.minibatch_size)
 
@@ -279,7 +287,7 @@ class Trainer:
         deterministic policy over ``eval_num_envs`` episodes. Runs inside a forked RNG so training's
         random stream is the same whether or not (and how often) it evaluates."""
         max_steps = self.cfg.env.max_steps or 1000
-        with _forked_rng(), set_exploration_type(ExplorationType.DETERMINISTIC):
+        with ckpt.forked_rng(), set_exploration_type(ExplorationType.DETERMINISTIC):
             self.eval_env.set_seed(self.cfg.seed + 1_000_003)
             rollout = self.eval_env.rollout(max_steps, self.actor, break_when_any_done=False,
                                             break_when_all_done=True)
@@ -464,18 +472,6 @@ class Trainer:
         if not math.isnan(self.last_win):
             out["win_rate"] = self.last_win
         return out
-
-
-@contextlib.contextmanager
-def _forked_rng():
-    """Run a block without disturbing torch's, numpy's and Python's global random streams."""
-    np_state, py_state = np.random.get_state(), random.getstate()
-    with torch.random.fork_rng(devices=[]):
-        try:
-            yield
-        finally:
-            np.random.set_state(np_state)
-            random.setstate(py_state)
 
 
 class _progress:

@@ -125,8 +125,14 @@ def print_summary(summary: dict) -> None:
 def _hydra_main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
+    from components.trainer import ConfigError
+
     run_dir = cfg.run_dir or HydraConfig.get().runtime.output_dir
-    train(cfg, run_dir=None if cfg.resume else run_dir)
+    try:
+        train(cfg, run_dir=None if cfg.resume else run_dir)
+    except ConfigError as err:  # one clear line, not a traceback
+        print(f"marlshare: invalid configuration: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> None:

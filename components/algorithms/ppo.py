@@ -67,10 +67,10 @@ def make_actor(net: nn.Module, info: EnvInfo, action_dist: str = "tanh_normal") 
     module = PolicyNet(net)
     if info.discrete:
         logits = TensorDictModule(module, in_keys=[OBS], out_keys=[(GROUP, "logits")])
-        in_keys = {"logits": (GROUP, "logits")}
+        in_keys, dist = {"logits": (GROUP, "logits")}, torch.distributions.Categorical
         if info.has_action_mask:
-            in_keys["mask"] = MASK
-        return ProbabilisticActor(logits, in_keys=in_keys, out_keys=[ACTION], distribution_class=MaskedCategorical,
+            in_keys["mask"], dist = MASK, MaskedCategorical
+        return ProbabilisticActor(logits, in_keys=in_keys, out_keys=[ACTION], distribution_class=dist,
                                   return_log_prob=True, log_prob_key=LOGP)
     params = TensorDictModule(module, in_keys=[OBS], out_keys=[(GROUP, "loc"), (GROUP, "scale")])
     low, high = info.action_low, info.action_high

@@ -1,0 +1,214 @@
+"""The trainer: determinism, bit-identical resume, the phase switch, fault handling, config errors."""
+
+import csv
+import math
+
+import pytest
+import torch
+
+from components.algorithms import actor_net
+from components.checkpoint import load, save_atomic
+from components.config import TrainConfig
+from components.layers import LowRankLinear
+from components.trainer import ConfigError, Trainer, TrainingDiverged
+from components.transforms import count_parameters
+
+ITER = 160  # frames per iteration: 8 copies x 20 steps
+
+
+def tiny(**changes) -> TrainConfig:
+    cfg = TrainConfig()
+    cfg.env.name, cfg.env.num_envs, cfg.env.eval_num_envs, cfg.env.max_steps = "vmas/navigation", 8, 2, 20
+    cfg.env.options = {"n_agents": 2}
+    a = cfg.algorithm
+    a.frames_per_batch, a.minibatch_size, a.epochs = ITER, 80, 2
+    a.actor_hidden, a.critic_hidden = [16, 16], [16, 16]
+    cfg.total_frames, cfg.eval_every, cfg.checkpoint_every = 4 * ITER, 2 * ITER, ITER
+    cfg.logger.wandb, cfg.logger.csv, cfg.logger.progress = False, False, False
+    for key, value in changes.items():
+        target = cfg
+        *path, last = key.split(".")
+        for part in path:
+            target = getattr(target, part)
+        setattr(target, last, value)
+    return cfg
+
+
+def rows(run_dir):
+    with open(run_dir / "metrics.csv") as f:
+        return [{k: v for k, v in r.items() if k not in ("fps", "wall_time_s")} for r in csv.DictReader(f)]
+
+
+def params(trainer):
+    return {**{f"actor.{k}": v.clone() for k, v in actor_net(trainer.actor).net.state_dict().items()},
+            **{f"critic.{k}": v.clone() for k, v in trainer.critic.state_dict().items()}}
+
+
+def assert_same_params(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+TWO_PHASE = {"schedule.kind": "two_phase", "schedule.switch_at": 2 * ITER, "schedule.rank": 2}
+
+
+@pytest.mark.parametrize("changes", [{}, TWO_PHASE], ids=["single", "two_phase"])
+def test_resumed_run_continues_bit_identically(tmp_path, changes):
+    full = Trainer(tiny(**changes), run_dir=tmp_path / "full")
+    full.run()
+    interrupted = Trainer(tiny(**changes), run_dir=tmp_path / "resumed")
+    interrupted.run(max_iterations=2)  # stops as a crash would, after the checkpoint of iteration 2
+    del interrupted
+    resumed = Trainer(tiny(resume=str(tmp_path / "resumed")))
+    assert resumed.frames == 2 * ITER and resumed.phase_index == (1 if changes else 0)
+    resumed.run()
+    assert rows(tmp_path / "resumed") == rows(tmp_path / "full")  # same losses, returns, for iterations 3-4
+    assert_same_params(params(resumed), params(full))
+
+
+def test_same_seed_same_run_different_seed_different_run(tmp_path):
+    a = Trainer(tiny(), run_dir=tmp_path / "a")
+    a.run(max_iterations=2)
+    b = Trainer(tiny(), run_dir=tmp_path / "b")
+    b.run(max_iterations=2)
+    assert rows(tmp_path / "a") == rows(tmp_path / "b")
+    assert_same_params(params(a), params(b))
+    c = Trainer(tiny(seed=1), run_dir=tmp_path / "c")
+    c.run(max_iterations=2)
+    assert rows(tmp_path / "c") != rows(tmp_path / "a")
+
+
+def test_phase_switch_keeps_outputs_and_trains_only_adapters(tmp_path):
+    trainer = Trainer(tiny(**TWO_PHASE), run_dir=tmp_path)
+    trainer.run(max_iterations=2)  # switch happens at the end of iteration 2
+    assert trainer.phase_index == 1
+    net = actor_net(trainer.actor).net
+    assert any(isinstance(m, LowRankLinear) for m in net.modules())
+    switch = load(tmp_path / "checkpoints" / "phase_switch.pt")
+    assert switch["frames"] == 2 * ITER and switch["phase_index"] == 1
+    frozen = {k: p.detach().clone() for k, p in net.named_parameters() if not p.requires_grad}
+    optimised = {id(p) for group in trainer.optimiser.param_groups for p in group["params"]}
+    assert all(id(p) not in optimised for p in net.parameters() if not p.requires_grad)
+    assert {id(p) for p in net.parameters() if p.requires_grad} <= optimised
+    trainer.run()  # two fine-tuning iterations
+    for k, p in net.named_parameters():
+        if k in frozen:
+            assert torch.equal(p, frozen[k]), f"frozen parameter {k} changed during fine-tuning"
+    summary = (tmp_path / "summary.json").read_text()
+    assert '"finetune"' in summary and '"ps_lora"' in summary
+    counts = count_parameters(net)
+    assert counts["trainable"] == 2 * counts["per_agent"]
+
+
+def test_outputs_identical_across_the_switch_and_collector_uses_the_new_network(tmp_path):
+    trainer = Trainer(tiny(**TWO_PHASE), run_dir=tmp_path)
+    obs = torch.randn(5, 2, trainer.info.obs_dim)
+    before = actor_net(trainer.actor)(obs)
+    trainer._switch_phase("test")
+    after = actor_net(trainer.actor)(obs)
+    assert all(torch.equal(x, y) for x, y in zip(before, after))
+    with torch.no_grad():  # move the adapters: the collector must act with the new network
+        for p in actor_net(trainer.actor).parameters():
+            if p.requires_grad:
+                p.normal_(0, 0.5)
+    from torchrl.collectors import Collector
+
+    collector = Collector(trainer.env, trainer.actor, frames_per_batch=ITER, total_frames=ITER)
+    batch = next(iter(collector))
+    collector.shutdown()
+    loc, _ = actor_net(trainer.actor)(batch["agents", "observation"])
+    torch.testing.assert_close(batch["agents", "loc"], loc, rtol=1e-4, atol=1e-4)  # batch shapes differ: rounding only
+
+
+def test_nonfinite_updates_are_skipped_then_the_run_stops_keeping_the_last_checkpoint(tmp_path, monkeypatch):
+    trainer = Trainer(tiny(max_nonfinite=3), run_dir=tmp_path)
+    original = trainer.strategy_for_phase
+
+    class Poison:
+        def aux_loss(self, net):
+            return torch.tensor(math.nan) if trainer.iteration >= 2 else original().aux_loss(net)
+
+    monkeypatch.setattr(trainer, "strategy_for_phase", lambda: Poison())
+    with pytest.raises(TrainingDiverged, match=r"3 consecutive updates had a non-finite loss.*last\.pt"):
+        trainer.run()
+    state = load(tmp_path / "checkpoints" / "last.pt")
+    assert state["iteration"] == 1  # the last good checkpoint survives
+
+
+def test_nonfinite_updates_are_logged(tmp_path, monkeypatch):
+    trainer = Trainer(tiny(max_nonfinite=100), run_dir=tmp_path)
+    calls = {"n": 0}
+
+    class Sometimes:
+        def aux_loss(self, net):
+            calls["n"] += 1
+            return torch.tensor(math.inf) if calls["n"] % 2 else torch.zeros(())
+
+    monkeypatch.setattr(trainer, "strategy_for_phase", lambda: Sometimes())
+    trainer.run(max_iterations=1)
+    assert rows(tmp_path)[0]["skipped_updates"] == "2"  # 4 minibatch steps, every other one poisoned
+
+
+def test_atomic_checkpoint_survives_an_interrupted_write(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_atomic({"iteration": 1}, path)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # the process dies mid-write
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_atomic({"iteration": 2}, path)
+    monkeypatch.undo()
+    assert load(path) == {"iteration": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("changes,match", [
+    ({"strategy": {"name": "bogus"}}, r"strategy='bogus'.*'ps', 'nps'"),
+    ({"strategy": {"name": "ps_lora", "rank": 0}}, "rank"),
+    ({"algorithm.name": "ddpg"}, r"algorithm='ddpg'.*'mappo', 'ippo'"),
+    ({"schedule.kind": "three_phase"}, r"schedule.kind='three_phase'.*'single', 'two_phase'"),
+    ({**TWO_PHASE, "schedule.switch_at": 10 * ITER}, r"switch_at=1600 must be in \(0, total_frames=640\)"),
+    ({**TWO_PHASE, "schedule.rank": 0}, r"schedule.rank=0 must be a positive integer"),
+    ({**TWO_PHASE, "strategy": {"name": "nps"}}, r"strategy='nps' is not valid there; choose one of \['ps', 'seps'\]"),
+    ({**TWO_PHASE, "schedule.layers": ["conv"]}, "schedule.layers"),
+    ({"schedule.kind": "two_phase"}, "needs schedule.switch_at"),
+    ({"algorithm.frames_per_batch": 100}, "multiple of env.num_envs=8"),
+    ({"algorithm.lr": -1.0}, r"algorithm.lr=-1.0 must be > 0"),
+])
+def test_invalid_configs_fail_at_start_with_one_clear_message(tmp_path, changes, match):
+    with pytest.raises(ConfigError, match=match):
+        Trainer(tiny(**changes), run_dir=tmp_path)
+
+
+def test_unknown_env_fails_listing_valid_names(tmp_path):
+    with pytest.raises(ConfigError, match="valid scenarios"):
+        Trainer(tiny(**{"env.name": "vmas/nowhere"}), run_dir=tmp_path)
+    with pytest.raises(ConfigError, match="valid families"):
+        Trainer(tiny(**{"env.name": "atari/pong"}), run_dir=tmp_path)
+
+
+@pytest.mark.parametrize("name,hp", [("ippo", {}), ("mappo", {"algorithm.critic_sharing": "nps"})])
+def test_ippo_and_nps_critic_train(tmp_path, name, hp):
+    trainer = Trainer(tiny(**{"algorithm.name": name, **hp}), run_dir=tmp_path)
+    trainer.run(max_iterations=1)
+    assert math.isfinite(float(rows(tmp_path)[0]["loss_critic"]))
+
+
+@pytest.mark.parametrize("strategy", [{"name": "prism"}, {"name": "seps", "clusters": [0, 1]}, {"name": "mtl"}])
+def test_other_strategies_train(tmp_path, strategy):
+    trainer = Trainer(tiny(strategy=strategy), run_dir=tmp_path)
+    trainer.run(max_iterations=1)
+    row = rows(tmp_path)[0]
+    assert math.isfinite(float(row["loss_objective"]))
+    if strategy["name"] == "prism":
+        assert float(row["loss_aux"]) != 0.0
+
+
+def test_discrete_actions_train(tmp_path):
+    trainer = Trainer(tiny(**{"env.options": {"n_agents": 2, "continuous_actions": False}}), run_dir=tmp_path)
+    assert trainer.info.discrete
+    trainer.run(max_iterations=1)
+    assert math.isfinite(float(rows(tmp_path)[0]["loss_objective"]))
