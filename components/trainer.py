@@ -381,7 +381,8 @@ class Trainer:
         try:
             if remaining > 0:
                 collector = Collector(self.env, self.actor, frames_per_batch=a.frames_per_batch,
-                                      total_frames=-1, reset_at_each_iter=a.reset_each_iteration)
+                                      total_frames=-1, reset_at_each_iter=a.reset_each_iteration,
+                                      auto_register_policy_transforms=False)  # feed-forward actors need none
                 if self.resume_state is not None:
                     ckpt.set_rng_state(self.resume_state["rng"])
                 elif self.iteration == 0:

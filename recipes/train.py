@@ -92,7 +92,7 @@ def print_summary(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=max(Console().width, 110))
     table = Table(title=f"{summary['env']} · {summary['algorithm']} · seed {summary['seed']}")
     table.add_column("phase")
     table.add_column("strategy")
