@@ -41,6 +41,9 @@ class AlgorithmConfig:
     critic_hidden: List[int] = field(default_factory=lambda: [64, 64])
     critic_sharing: str = "shared"  # shared | nps
     activation: str = "relu"
+    recurrent: bool = False  # GRU actor (encoder MLP -> GRU -> post layer -> head), as in LoRASA
+    chunk_length: int = 10  # recurrent PPO: updates re-run chunks of this many steps from stored states
+    gru_hidden: Optional[int] = None  # GRU width (default: the last actor_hidden width)
     log_std: str = "auto"  # auto | shared | agent | state
     log_std_init: float = 0.0
     # Restart every copy's episode at the start of each iteration: iterations are then independent

@@ -32,7 +32,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from components import checkpoint as ckpt
 from components.algorithms import PPOSettings, actor_net, expand_done, make_actor, make_critic, make_loss
-from components.algorithms.ppo import ACTION_DISTS, ALGORITHMS, CRITIC_SHARING
+from components.algorithms.ppo import ACTION_DISTS, ALGORITHMS, CRITIC_SHARING, recurrent_env_transforms
 from components.config import TrainConfig
 from components.schedule import SCHEDULES, AutoSwitch, Phase
 from components.strategies import STRATEGIES, make_strategy
@@ -91,6 +91,12 @@ def validate_config(cfg: TrainConfig) -> None:
     if a.frames_per_batch % cfg.env.num_envs:
         raise ConfigError(f"algorithm.frames_per_batch={a.frames_per_batch} must be a multiple of "
                           f"env.num_envs={cfg.env.num_envs}")
+    if a.recurrent:
+        _positive("algorithm.chunk_length", a.chunk_length)
+        steps = a.frames_per_batch // cfg.env.num_envs
+        if steps % a.chunk_length or a.minibatch_size % a.chunk_length:
+            raise ConfigError(f"algorithm.chunk_length={a.chunk_length} must divide the steps per copy per "
+                              f"iteration ({steps}) and algorithm.minibatch_size={a.minibatch_size}")
     if a.minibatch_size > a.frames_per_batch:
         raise ConfigError(f"algorithm.minibatch_size={a.minibatch_size} exceeds frames_per_batch={a.frames_per_batch}")
     if s.kind == "two_phase":
@@ -185,9 +191,13 @@ class Trainer:
         strategy_hp = dict(cfg.strategy)
         self.strategy = make_strategy(strategy_hp.pop("name"), **strategy_hp)
         head = "linear" if self.info.discrete else "normal"
+        extra = dict(recurrent=True, gru_hidden=a.gru_hidden) if a.recurrent else {}
         net = self.strategy.make_network(self.info.n_agents, self.info.obs_dim, self.info.action_dim,
                                          hidden=tuple(a.actor_hidden), head=head, log_std=a.log_std,
-                                         log_std_init=a.log_std_init, activation=a.activation)
+                                         log_std_init=a.log_std_init, activation=a.activation, **extra)
+        if a.recurrent:  # carry the GRU state from step to step, zero at episode starts
+            for env in (self.env, self.eval_env):
+                env.append_transform(recurrent_env_transforms(self.info.n_agents, net.hidden_size))
         self.actor = make_actor(net, self.info, a.action_dist)
         self.critic = make_critic(self.info, a.name, a.critic_sharing, tuple(a.critic_hidden), a.activation)
         self.phases = self._initial_phases()
@@ -208,8 +218,10 @@ class Trainer:
         self._build_optimiser()
         if self.resume_state is not None:
             self.optimiser.load_state_dict(self.resume_state["optimiser"])
-        self.buffer = ReplayBuffer(storage=LazyTensorStorage(a.frames_per_batch),
-                                   sampler=SamplerWithoutReplacement(), batch_size=a.minibatch_size)
+        # recurrent actors learn from chunks of chunk_length consecutive steps
+        self.chunk = a.chunk_length if a.recurrent else 1
+        self.buffer = ReplayBuffer(storage=LazyTensorStorage(a.frames_per_batch // self.chunk),
+                                   sampler=SamplerWithoutReplacement(), batch_size=a.minibatch_size // self.chunk)
 
     def _initial_phases(self):
         s, name = self.cfg.schedule, self.cfg.strategy["name"]
@@ -309,12 +321,27 @@ class Trainer:
             self.loss.value_estimator(batch, params=self.loss.critic_network_params,
                                       target_params=self.loss.target_critic_network_params)
         self.buffer.empty()
-        self.buffer.extend(batch.reshape(-1))
+        if self.chunk > 1:  # [E, T] -> [E * T / L, L]: chunks of consecutive steps
+            self.buffer.extend(batch.reshape(batch.shape[0], -1, self.chunk).reshape(-1, self.chunk))
+        else:
+            self.buffer.extend(batch.reshape(-1))
         stats: dict[str, list] = {k: [] for k in ("loss_objective", "loss_critic", "loss_entropy", "loss_aux",
                                                   "entropy", "kl_approx", "clip_fraction", "grad_norm")}
-        skipped = 0
-        net = actor_net(self.actor).net
+        holder = actor_net(self.actor)
+        net = holder.net
         steps = a.frames_per_batch // a.minibatch_size
+        holder.sequence_mode = self.chunk > 1
+        try:
+            self._epochs(a, steps, net, stats)
+        finally:
+            holder.sequence_mode = False
+        skipped = stats.pop("_skipped")
+        row = {k: (float(np.mean(v)) if v else math.nan) for k, v in stats.items()}
+        row["skipped_updates"] = skipped
+        return row
+
+    def _epochs(self, a, steps, net, stats):
+        skipped = 0
         for _ in range(a.epochs):
             for _ in range(steps):
                 minibatch = self.buffer.sample()
@@ -340,17 +367,19 @@ class Trainer:
                         stats[key].append(out[key].detach().float().mean().item())
                 stats["loss_aux"].append(float(aux))
                 stats["grad_norm"].append(grad_norm.item())
-        row = {k: (float(np.mean(v)) if v else math.nan) for k, v in stats.items()}
-        row["skipped_updates"] = skipped
-        return row
+        stats["_skipped"] = skipped
 
     def strategy_for_phase(self):
+        """The strategy of the current phase (its auxiliary loss is added to the actor loss)."""
         if self.phase_index == 0:
             return self.strategy
-        hp = {k: v for k, v in self.cfg.strategy.items() if k != "name"}
-        s = self.cfg.schedule
-        layers = OmegaConf.to_object(s.layers) if OmegaConf.is_config(s.layers) else s.layers
-        return make_strategy(self.phases[self.phase_index].strategy, rank=s.rank, alpha=s.alpha, layers=layers, **hp)
+        if getattr(self, "_finetune_strategy", None) is None:
+            hp = {k: v for k, v in self.cfg.strategy.items() if k != "name"}
+            s = self.cfg.schedule
+            layers = OmegaConf.to_object(s.layers) if OmegaConf.is_config(s.layers) else s.layers
+            self._finetune_strategy = make_strategy(self.phases[self.phase_index].strategy, rank=s.rank,
+                                                    alpha=s.alpha, layers=layers, **hp)
+        return self._finetune_strategy
 
     def _nonfinite(self, what: str):
         self.nonfinite_streak += 1

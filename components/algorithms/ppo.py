@@ -33,6 +33,8 @@ CRITIC_SHARING = ("shared", "nps")
 
 OBS, ACTION, LOGP = (GROUP, "observation"), (GROUP, "action"), (GROUP, "action_log_prob")
 VALUE, MASK, CRITIC_IN = (GROUP, "state_value"), (GROUP, "action_mask"), (GROUP, "critic_input")
+HIDDEN = "rnn_hidden"  # the GRU actor's hidden state [*B, N, H] (at the root: the policy writes it under
+# "next" before the env step, where no agent sub-tensordict exists yet), carried by the collector
 
 
 class PolicyNet(nn.Module):
@@ -45,6 +47,31 @@ class PolicyNet(nn.Module):
 
     def forward(self, obs):
         return self.net(obs)
+
+
+class RecurrentPolicyNet(PolicyNet):
+    """Holds a GRU actor. Reads ``(obs, hidden, is_init)`` and returns the actor's outputs and the
+    next hidden state (``hidden`` is zeroed where an episode starts).
+
+    Step mode (collection, evaluation): ``obs [*B, N, d]``, ``hidden [*B, N, H]``, ``is_init [*B, 1]``.
+    Sequence mode (``sequence_mode = True``, PPO updates on chunks): ``obs [*B, L, N, d]``; the chunk
+    is re-run from its first stored hidden state, so gradients flow through ``L`` steps (the MAPPO /
+    LoRASA "chunk length").
+    """
+
+    sequence_mode = False
+
+    def forward(self, obs, hidden, is_init):
+        if not self.sequence_mode:
+            hidden = hidden * (~is_init).unsqueeze(-1).to(hidden.dtype)
+            return self.net(obs, hidden)
+        h, outs, hiddens = hidden[..., 0, :, :], [], []
+        for t in range(obs.shape[-3]):
+            h = h * (~is_init[..., t, :]).unsqueeze(-1).to(h.dtype)
+            *out, h = self.net(obs[..., t, :, :], h)
+            outs.append(out)
+            hiddens.append(h)
+        return (*(torch.stack(parts, dim=-3) for parts in zip(*outs)), torch.stack(hiddens, dim=-3))
 
 
 class CentralInput(nn.Module):
@@ -61,18 +88,23 @@ class CentralInput(nn.Module):
 
 
 def make_actor(net: nn.Module, info: EnvInfo, action_dist: str = "tanh_normal") -> ProbabilisticActor:
-    """Wrap a strategy network (head "normal" for continuous, "linear" logits for discrete)."""
+    """Wrap a strategy network (head "normal" for continuous, "linear" logits for discrete). A GRU
+    actor (``net.recurrent``) also reads ``"rnn_hidden"`` and ``is_init`` and writes the
+    next hidden state; its env needs :func:`recurrent_env_transforms`."""
     if action_dist not in ACTION_DISTS:
         raise ValueError(f"action_dist must be one of {list(ACTION_DISTS)}, got {action_dist!r}")
-    module = PolicyNet(net)
+    recurrent = getattr(net, "recurrent", False)
+    module = RecurrentPolicyNet(net) if recurrent else PolicyNet(net)
+    in_keys = [OBS, HIDDEN, "is_init"] if recurrent else [OBS]
+    extra_out = [("next", HIDDEN)] if recurrent else []
     if info.discrete:
-        logits = TensorDictModule(module, in_keys=[OBS], out_keys=[(GROUP, "logits")])
+        logits = TensorDictModule(module, in_keys=in_keys, out_keys=[(GROUP, "logits")] + extra_out)
         in_keys, dist = {"logits": (GROUP, "logits")}, torch.distributions.Categorical
         if info.has_action_mask:
             in_keys["mask"], dist = MASK, MaskedCategorical
         return ProbabilisticActor(logits, in_keys=in_keys, out_keys=[ACTION], distribution_class=dist,
                                   return_log_prob=True, log_prob_key=LOGP)
-    params = TensorDictModule(module, in_keys=[OBS], out_keys=[(GROUP, "loc"), (GROUP, "scale")])
+    params = TensorDictModule(module, in_keys=in_keys, out_keys=[(GROUP, "loc"), (GROUP, "scale")] + extra_out)
     low, high = info.action_low, info.action_high
     if action_dist == "tanh_normal":
         dist, kwargs = TanhNormal, {"low": low, "high": high}
@@ -81,6 +113,16 @@ def make_actor(net: nn.Module, info: EnvInfo, action_dist: str = "tanh_normal") 
     return ProbabilisticActor(params, in_keys=[(GROUP, "loc"), (GROUP, "scale")], out_keys=[ACTION],
                               distribution_class=dist, distribution_kwargs=kwargs, return_log_prob=True,
                               log_prob_key=LOGP)
+
+
+def recurrent_env_transforms(n_agents: int, hidden_size: int):
+    """``InitTracker`` (marks episode starts) and a primer that puts a zero hidden state in the env's
+    spec, so the collector carries the actor's hidden state from step to step."""
+    from torchrl.data import Unbounded
+    from torchrl.envs import Compose, InitTracker, TensorDictPrimer
+
+    return Compose(InitTracker(), TensorDictPrimer({HIDDEN: Unbounded(shape=(n_agents, hidden_size))},
+                                                   expand_specs=True))
 
 
 def actor_net(actor: ProbabilisticActor) -> PolicyNet:

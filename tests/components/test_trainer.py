@@ -212,3 +212,23 @@ def test_discrete_actions_train(tmp_path):
     assert trainer.info.discrete
     trainer.run(max_iterations=1)
     assert math.isfinite(float(rows(tmp_path)[0]["loss_objective"]))
+
+
+def test_recurrent_actor_trains_on_chunks_and_resumes_bit_identically(tmp_path):
+    changes = {"algorithm.recurrent": True, "algorithm.chunk_length": 10, **TWO_PHASE}
+    full = Trainer(tiny(**changes), run_dir=tmp_path / "full")
+    assert full.buffer._batch_size == 8  # 80 frames per minibatch = 8 chunks of 10 steps
+    full.run()
+    net = actor_net(full.actor).net
+    assert net.recurrent and any(isinstance(m, LowRankLinear) and m.role == "gru_hh" for m in net.modules())
+    interrupted = Trainer(tiny(**changes), run_dir=tmp_path / "resumed")
+    interrupted.run(max_iterations=3)
+    resumed = Trainer(tiny(resume=str(tmp_path / "resumed")))
+    resumed.run()
+    assert rows(tmp_path / "resumed") == rows(tmp_path / "full")
+    assert_same_params(params(resumed), params(full))
+
+
+def test_recurrent_chunks_must_divide_the_rollout(tmp_path):
+    with pytest.raises(ConfigError, match="chunk_length=7 must divide"):
+        Trainer(tiny(**{"algorithm.recurrent": True, "algorithm.chunk_length": 7}), run_dir=tmp_path)
