@@ -232,3 +232,15 @@ def test_recurrent_actor_trains_on_chunks_and_resumes_bit_identically(tmp_path):
 def test_recurrent_chunks_must_divide_the_rollout(tmp_path):
     with pytest.raises(ConfigError, match="chunk_length=7 must divide"):
         Trainer(tiny(**{"algorithm.recurrent": True, "algorithm.chunk_length": 7}), run_dir=tmp_path)
+
+
+def test_evaluation_does_not_disturb_training(tmp_path):
+    """Evaluating every iteration or only at the end gives the same training run."""
+    often = Trainer(tiny(eval_every=ITER), run_dir=tmp_path / "often")
+    often.run()
+    rarely = Trainer(tiny(eval_every=10 * ITER), run_dir=tmp_path / "rarely")
+    rarely.run()
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("eval_return", "win_rate")} for r in rs]
+    assert strip(rows(tmp_path / "often")) == strip(rows(tmp_path / "rarely"))
+    assert_same_params(params(often), params(rarely))
+    assert sum(r["eval_return"] != "" for r in rows(tmp_path / "often")) == 4
