@@ -162,7 +162,8 @@ class Trainer:
             self.resume_state = ckpt.load(last)
         validate_config(cfg)
         self.cfg = cfg
-        self.run_dir = Path(run_dir or cfg.run_dir or f"outputs/{cfg.env.name}/{cfg.strategy['name']}/seed{cfg.seed}")
+        default_dir = f"outputs/{cfg.env.name}/{cfg.strategy['name']}/{time.strftime('%Y-%m-%d_%H-%M-%S')}_seed{cfg.seed}"
+        self.run_dir = Path(run_dir or cfg.run_dir or default_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "checkpoints").mkdir(exist_ok=True)
         if cfg.threads:
