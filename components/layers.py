@@ -59,21 +59,12 @@ def agent_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     return y.transpose(0, 1).reshape(*batch, n, weight.shape[1])
 
 
-class _ScaleGrad(torch.autograd.Function):
-    """Identity in the forward pass, multiplies the gradient by ``scale`` in the backward pass."""
-
-    @staticmethod
-    def forward(ctx, tensor, scale):
-        ctx.scale = scale
-        return tensor.view_as(tensor)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad * ctx.scale, None
-
-
 def scale_grad(tensor: torch.Tensor, scale: float) -> torch.Tensor:
-    return tensor if scale == 1.0 else _ScaleGrad.apply(tensor, scale)
+    """``tensor`` in the forward pass (exactly: the added term is zero), its gradient times ``scale``."""
+    if scale == 1.0 or not torch.is_grad_enabled():
+        return tensor
+    detached = tensor.detach()
+    return detached + scale * (tensor - detached)
 
 
 def _cluster_index(clusters: Sequence[int]) -> tuple[torch.Tensor, int]:
@@ -87,6 +78,20 @@ def _cluster_index(clusters: Sequence[int]) -> tuple[torch.Tensor, int]:
             f"cluster labels must be 0..K-1 with every label used, got clusters={labels}"
         )
     return torch.tensor(labels, dtype=torch.long), k
+
+
+#: Layers whose per-agent weight is a product (LoRA, Prism) switch to building each agent's dense
+#: weight and running one ``bmm`` once every agent has at least this many rows per weight dimension
+#: (rows >= factor * max(in, out)): the weight is then cheap next to the matmul, while the factored
+#: path's thin products run far below peak speed on a CPU. Small batches (acting in a few envs) keep
+#: the factored path. ``float("inf")`` on a layer keeps it factored always. Both paths compute the
+#: same function; they agree to float rounding.
+DENSE_ROWS_FACTOR = 2.0
+
+
+def uses_dense_path(layer: "AgentLinear", x: torch.Tensor) -> bool:
+    rows = x.numel() // max(1, x.shape[-1] * x.shape[-2])
+    return rows >= getattr(layer, "dense_rows_factor", DENSE_ROWS_FACTOR) * max(layer.in_features, layer.out_features)
 
 
 class AgentLinear(nn.Module):
@@ -215,6 +220,9 @@ class LowRankLinear(AgentLinear):
 
     def forward(self, x):
         *batch, n, d_in = x.shape
+        if uses_dense_path(self, x):
+            weight, bias = self.agent_weight()
+            return agent_matmul(x, weight, bias)
         xt = x.reshape(-1, n, d_in).transpose(0, 1)  # [N, M, in]
         delta = torch.bmm(torch.bmm(xt, self.lora_A.transpose(1, 2)), self.lora_B.transpose(1, 2))
         delta = delta.transpose(0, 1).reshape(*batch, n, self.out_features)
@@ -291,12 +299,15 @@ class SpectralLinear(AgentLinear):
         return torch.sigmoid(self.mask_logits)
 
     def forward(self, x):
+        if uses_dense_path(self, x):
+            weight, bias = self.agent_weight()
+            return agent_matmul(x, weight, bias)
         h = F.linear(x, self.V.T) * (self.s * self.masks())  # [*, N, k]
         return F.linear(h, self.U, self.bias)
 
     def agent_weight(self):
-        scaled = self.s * self.masks()  # [N, k]
-        weight = torch.einsum("ok,nk,ik->noi", self.U, scaled, self.V)
+        scaled = (self.s * self.masks()).unsqueeze(1)  # [N, 1, k]
+        weight = torch.matmul(self.U * scaled, self.V.T)  # [N, out, in]
         bias = None if self.bias is None else self.bias.expand(self.n_agents, -1)
         return weight, bias
 

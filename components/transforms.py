@@ -81,7 +81,9 @@ def merge_adapters(net: nn.Module) -> nn.Module:
 
     Each ``LowRankLinear`` becomes a ``StackedLinear`` with ``W_i = base_i + (alpha/r) B_i A_i`` and each
     ``DeltaVector`` a ``StackedVector``; the result computes what ``net`` computes, with no extra
-    matmuls. Merged parameters are frozen (it is an inference network).
+    matmuls. An appended one-hot agent id is folded into the input layer's per-agent bias, so the
+    merged network's input layer is as narrow as NPS's. Merged parameters are frozen (it is an
+    inference network).
     """
     new = copy.deepcopy(net)
 
@@ -105,7 +107,37 @@ def merge_adapters(net: nn.Module) -> nn.Module:
         return merged.requires_grad_(False)
 
     _replace_children(new, merge_linear, merge_vector)
+    if getattr(new, "append_id", None) is not None:
+        _fold_agent_id(new)
     return new
+
+
+def _first_agent_linear(module: nn.Module):
+    """(parent, attribute name) of the first per-agent layer in depth-first order: the input layer."""
+    for name, child in module.named_children():
+        if isinstance(child, AgentLinear):
+            return module, name
+        found = _first_agent_linear(child)
+        if found is not None:
+            return found
+    return None
+
+
+def _fold_agent_id(net: nn.Module) -> None:
+    """Replace "append the one-hot id, then ``W_i``" by "``W_i`` without the id columns, plus the id
+    column of agent i as a bias": the same function, on an input N features narrower (in place)."""
+    parent, name = _first_agent_linear(net)
+    layer = getattr(parent, name)
+    n = layer.n_agents
+    weight, bias = layer.agent_weight()  # [N, out, in + N]
+    d_in = layer.in_features - n
+    id_bias = torch.diagonal(weight[:, :, d_in:], dim1=0, dim2=2).T  # column d_in + i of agent i: [N, out]
+    folded = StackedLinear(n, d_in, layer.out_features, role=layer.role)
+    with torch.no_grad():
+        folded.weight.copy_(weight[:, :, :d_in])
+        folded.bias.copy_(id_bias if bias is None else bias + id_bias)
+    setattr(parent, name, folded.requires_grad_(False))
+    net.append_id = None
 
 
 def count_parameters(net: nn.Module) -> dict[str, int]:

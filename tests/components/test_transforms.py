@@ -77,3 +77,36 @@ def test_to_lora_rejects_bad_values_and_double_adaptation():
         to_lora(net, layers=["attention"])
     with pytest.raises(ValueError, match="already has LoRA"):
         to_lora(to_lora(net))
+
+
+def test_merge_folds_the_agent_id_into_a_bias():
+    net = to_lora(make_strategy("ps").make_network(5, 10, 6, hidden=(16,), head="normal"))
+    _perturb_adapters(net)
+    merged = merge_adapters(net)
+    assert merged.append_id is None and merged.trunk[0].in_features == 10
+    x = torch.randn(3, 5, 10)
+    for a, b in zip(net(x), merged(x)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["ps_lora", "prism"])
+def test_dense_path_for_large_batches_matches_the_factored_path(name):
+    """LoRA and Prism build per-agent dense weights for large batches; same function and gradients."""
+    from components.layers import DENSE_ROWS_FACTOR
+
+    net = make_strategy(name).make_network(3, 10, 6, hidden=(16, 16))
+    if name == "ps_lora":
+        _perturb_adapters(net, std=0.1)
+    x = torch.randn(40 * DENSE_ROWS_FACTOR.__ceil__() * 16, 3, 10)
+    dense = net(x)
+    dense.pow(2).mean().backward()
+    grads = {n: p.grad.clone() for n, p in net.named_parameters() if p.requires_grad}
+    for m in net.modules():
+        m.dense_rows_factor = float("inf")
+    net.zero_grad()
+    factored = net(x)
+    factored.pow(2).mean().backward()
+    torch.testing.assert_close(dense, factored, atol=1e-5, rtol=1e-4)
+    for n, p in net.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(p.grad, grads[n], atol=1e-5, rtol=1e-3)
