@@ -17,7 +17,8 @@ class EnvConfig:
     name: str = "vmas/navigation"
     num_envs: int = 60  # copies collected in parallel (one vectorised VMAS batch)
     eval_num_envs: int = 20  # evaluation episodes per evaluation (one per copy)
-    max_steps: Optional[int] = 100  # episode length cap passed to envs that take one (VMAS)
+    max_steps: Optional[int] = None  # episode length cap passed to the env (None: the env's own; VMAS 100)
+    eval_max_steps: int = 1000  # evaluation rollouts stop when every copy has ended, or at this cap
     options: Dict[str, Any] = field(default_factory=dict)  # passed on to the env (e.g. n_agents)
 
 

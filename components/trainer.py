@@ -174,7 +174,7 @@ class Trainer:
     def _env(self, num_envs, seed):
         cfg = self.cfg.env
         options = dict(cfg.options)
-        if cfg.max_steps is not None and cfg.name.startswith("vmas/"):
+        if cfg.max_steps is not None:
             options.setdefault("max_steps", cfg.max_steps)
         try:
             env = make_env(cfg.name, num_envs=num_envs, seed=seed, **options)
@@ -299,7 +299,7 @@ class Trainer:
         """Mean episode return per agent (and win rate, where the env reports wins) of the
         deterministic policy over ``eval_num_envs`` episodes. Runs inside a forked RNG so training's
         random stream is the same whether or not (and how often) it evaluates."""
-        max_steps = self.cfg.env.max_steps or 1000
+        max_steps = self.cfg.env.max_steps or self.cfg.env.eval_max_steps
         with ckpt.forked_rng(), set_exploration_type(ExplorationType.DETERMINISTIC):
             self.eval_env.set_seed(self.cfg.seed + 1_000_003)
             rollout = self.eval_env.rollout(max_steps, self.actor, break_when_any_done=False,

@@ -33,6 +33,7 @@ CRITIC_SHARING = ("shared", "nps")
 
 OBS, ACTION, LOGP = (GROUP, "observation"), (GROUP, "action"), (GROUP, "action_log_prob")
 VALUE, MASK, CRITIC_IN = (GROUP, "state_value"), (GROUP, "action_mask"), (GROUP, "critic_input")
+DIM_MASK = (GROUP, "action_dim_mask")
 HIDDEN = "rnn_hidden"  # the GRU actor's hidden state [*B, N, H] (at the root: the policy writes it under
 # "next" before the env step, where no agent sub-tensordict exists yet), carried by the collector
 
@@ -41,12 +42,23 @@ class PolicyNet(nn.Module):
     """Holds the actor's strategy network in ``self.net`` so a phase switch can replace it in place
     (the collector keeps its reference to the actor)."""
 
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: nn.Module, action_dim_mask: bool = False):
         super().__init__()
         self.net = net
+        self.action_dim_mask = action_dim_mask
 
-    def forward(self, obs):
-        return self.net(obs)
+    def forward(self, obs, *extra):
+        return self.masked(self.net(obs), *extra)
+
+    def masked(self, out, dim_mask=None):
+        """Padded continuous action entries (``("agents", "action_dim_mask")`` false) get a fixed
+        ``loc = 0, scale = 1`` that no parameter reaches: their log-probability is the same constant
+        under the old and the new policy, so they add nothing to the PPO ratio or its gradient."""
+        if dim_mask is None or not isinstance(out, tuple):
+            return out
+        loc, scale, *rest = out
+        return (torch.where(dim_mask, loc, torch.zeros_like(loc)),
+                torch.where(dim_mask, scale, torch.ones_like(scale)), *rest)
 
 
 class RecurrentPolicyNet(PolicyNet):
@@ -61,17 +73,18 @@ class RecurrentPolicyNet(PolicyNet):
 
     sequence_mode = False
 
-    def forward(self, obs, hidden, is_init):
+    def forward(self, obs, hidden, is_init, *extra):
         if not self.sequence_mode:
             hidden = hidden * (~is_init).unsqueeze(-1).to(hidden.dtype)
-            return self.net(obs, hidden)
+            return self.masked(self.net(obs, hidden), *extra)
         h, outs, hiddens = hidden[..., 0, :, :], [], []
         for t in range(obs.shape[-3]):
             h = h * (~is_init[..., t, :]).unsqueeze(-1).to(h.dtype)
             *out, h = self.net(obs[..., t, :, :], h)
             outs.append(out)
             hiddens.append(h)
-        return (*(torch.stack(parts, dim=-3) for parts in zip(*outs)), torch.stack(hiddens, dim=-3))
+        out = (*(torch.stack(parts, dim=-3) for parts in zip(*outs)), torch.stack(hiddens, dim=-3))
+        return self.masked(out, *extra)
 
 
 class CentralInput(nn.Module):
@@ -96,6 +109,8 @@ def make_actor(net: nn.Module, info: EnvInfo, action_dist: str = "tanh_normal") 
     recurrent = getattr(net, "recurrent", False)
     module = RecurrentPolicyNet(net) if recurrent else PolicyNet(net)
     in_keys = [OBS, HIDDEN, "is_init"] if recurrent else [OBS]
+    if info.has_action_dim_mask and not info.discrete:
+        in_keys.append(DIM_MASK)
     extra_out = [("next", HIDDEN)] if recurrent else []
     if info.discrete:
         logits = TensorDictModule(module, in_keys=in_keys, out_keys=[(GROUP, "logits")] + extra_out)
