@@ -16,7 +16,19 @@ key                                shape                        meaning
                                                                  (optional)
 ``"win"``                          ``[B, 1]`` bool               battle won, where the env defines it
                                                                  (optional; meaningful when done)
+``"truncated"``                    ``[B, 1]`` bool               episode cut by a time limit (the
+                                                                 non-VMAS families; ``done`` =
+                                                                 ``terminated | truncated``)
+``("agents", "observation_mask")`` ``[B, N, obs]`` bool          real (not padded) observation entries,
+                                                                 only when agents' sizes differ
+``("agents", "action_dim_mask")``  ``[B, N, act]`` bool          real continuous action entries, only
+                                                                 when agents' sizes differ; padded
+                                                                 entries never reach the simulator
 =================================  ===========================  =====================================
+
+Padding: agents with different observation sizes are zero-padded to the largest; agents with
+fewer discrete actions get the extra indices marked unavailable in ``action_mask``. No agent-id
+feature is added by the env: the PS strategy appends the agent id itself.
 
 The agent group is always called ``"agents"`` (adapters rename ``agent``, ``walker``, ...). Done
 flags live at the root; the trainer expands them to ``[B, N, 1]`` before GAE. :func:`env_info`
@@ -36,6 +48,12 @@ GROUP = "agents"
 # the import is lazy so a missing optional dependency only matters for the family that needs it.
 FAMILIES: dict[str, str] = {
     "vmas": "envs.vmas",
+    "pettingzoo": "envs.pettingzoo",
+    "mamujoco": "envs.mamujoco",
+    "smax": "envs.smax",
+    "smac": "envs.smac",
+    "lbf": "envs.lbf",
+    "rware": "envs.rware",
 }
 
 
@@ -66,6 +84,8 @@ class EnvInfo:
     has_action_mask: bool
     action_low: "object" = None  # tensor [N, act] for continuous actions
     action_high: "object" = None
+    has_observation_mask: bool = False  # ("agents", "observation_mask"): padded observations
+    has_action_dim_mask: bool = False  # ("agents", "action_dim_mask"): padded continuous actions
 
 
 def env_info(env: EnvBase) -> EnvInfo:
@@ -79,7 +99,9 @@ def env_info(env: EnvBase) -> EnvInfo:
         action_dim, low, high = int(act_spec.shape[-1]), act_spec.space.low, act_spec.space.high
     state_dim = int(obs_spec["state"].shape[-1]) if "state" in obs_spec.keys() else None
     has_mask = (GROUP, "action_mask") in obs_spec.keys(True)
-    return EnvInfo(int(n_agents), int(obs_dim), bool(discrete), action_dim, state_dim, has_mask, low, high)
+    keys = obs_spec.keys(True)
+    return EnvInfo(int(n_agents), int(obs_dim), bool(discrete), action_dim, state_dim, has_mask, low, high,
+                   (GROUP, "observation_mask") in keys, (GROUP, "action_dim_mask") in keys)
 
 
 __all__ = ["GROUP", "FAMILIES", "make_env", "env_info", "EnvInfo"]

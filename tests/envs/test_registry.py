@@ -1,0 +1,51 @@
+"""The registry across families: names, the common max_steps option, bad options, key layout."""
+
+import pytest
+import torch
+
+from envs import FAMILIES, GROUP, env_info, make_env
+
+CHEAP = ["pettingzoo/simple_spread", "mamujoco/halfcheetah-2x3", "lbf/8x8-2p-2f-coop", "rware/tiny-2ag"]
+
+
+def test_every_family_is_registered():
+    assert {"vmas", "pettingzoo", "mamujoco", "smax", "smac", "lbf", "rware"} <= set(FAMILIES)
+    with pytest.raises(ValueError, match="valid families"):
+        make_env("starcraft/3m")
+
+
+@pytest.mark.parametrize("name", CHEAP)
+def test_max_steps_caps_episodes_as_truncation(name):
+    env = make_env(name, num_envs=2, seed=0, max_steps=6)
+    td = env.rollout(6, break_when_any_done=False, auto_reset=False, tensordict=env.reset())
+    done, terminated = td.get(("next", "done")), td.get(("next", "terminated"))
+    truncated = td.get(("next", "truncated"))
+    assert done.any(1).all(), "every copy ends within max_steps"
+    never_terminated = ~terminated.any(1).squeeze(-1)
+    assert truncated[never_terminated, -1].all(), "the cap is a truncation, on step max_steps"
+    assert not (terminated & truncated).any()
+
+
+def test_smax_takes_max_steps():
+    from envs.smax import SmaxEnv
+
+    assert SmaxEnv("3m", num_envs=2, max_steps=7)._smax.max_steps == 7
+
+
+@pytest.mark.parametrize("name", CHEAP + ["smax/3m"])
+def test_unknown_option_is_a_value_error(name):
+    with pytest.raises(ValueError, match="option"):
+        make_env(name, num_envs=1, definitely_not_an_option=3)
+
+
+@pytest.mark.parametrize("name", CHEAP)
+def test_key_layout(name):
+    env = make_env(name, num_envs=3, seed=0)
+    info = env_info(env)
+    td = env.reset()
+    assert td.get((GROUP, "observation")).shape == (3, info.n_agents, info.obs_dim)
+    for key in ("done", "terminated", "truncated"):
+        assert td.get(key).shape == (3, 1) and td.get(key).dtype == torch.bool
+    assert td.get("state").shape == (3, info.state_dim)
+    action = env.full_action_spec[GROUP, "action"]
+    assert action.shape == ((3, info.n_agents) if info.discrete else (3, info.n_agents, info.action_dim))
