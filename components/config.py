@@ -41,6 +41,8 @@ class AlgorithmConfig:
     actor_hidden: List[int] = field(default_factory=lambda: [64, 64])
     critic_hidden: List[int] = field(default_factory=lambda: [64, 64])
     critic_sharing: str = "shared"  # shared | nps
+    # MAPPO shared critic: append the agent id (one value per agent) or compute one team value per sample
+    critic_agent_id: bool = True
     activation: str = "relu"
     recurrent: bool = False  # GRU actor (encoder MLP -> GRU -> post layer -> head), as in LoRASA
     chunk_length: int = 10  # recurrent PPO: updates re-run chunks of this many steps from stored states

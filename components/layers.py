@@ -197,6 +197,11 @@ class LowRankLinear(AgentLinear):
     PS+LoRA, indexed for SePS+LoRA); its parameters are frozen here.
     """
 
+    #: dense path from 1.25 x max(in, out) rows per agent (measured crossover of fwd+bwd at 256x256, rank 8,
+    #: one CPU thread: between 256 and 400 rows; narrow layers win at any size). Below it, and so when
+    #: acting in a few dozen envs, the factored path keeps a zero adapter exactly equal to the base.
+    dense_rows_factor = 1.25
+
     def __init__(self, base: AgentLinear, rank: int = 8, alpha: float = 8.0, init: str = "b_zero",
                  train_bias: bool = False):
         super().__init__(base.n_agents, base.in_features, base.out_features, base.role)

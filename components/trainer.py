@@ -200,7 +200,8 @@ class Trainer:
             for env in (self.env, self.eval_env):
                 env.append_transform(recurrent_env_transforms(self.info.n_agents, net.hidden_size))
         self.actor = make_actor(net, self.info, a.action_dist)
-        self.critic = make_critic(self.info, a.name, a.critic_sharing, tuple(a.critic_hidden), a.activation)
+        self.critic = make_critic(self.info, a.name, a.critic_sharing, tuple(a.critic_hidden), a.activation,
+                                  agent_id=a.critic_agent_id)
         self.phases = self._initial_phases()
         self.phase_index = 0
         self.auto_switch = None

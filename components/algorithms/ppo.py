@@ -100,6 +100,21 @@ class CentralInput(nn.Module):
         return central.unsqueeze(-2).expand(*central.shape[:-1], self.n_agents, central.shape[-1])
 
 
+class TeamCritic(nn.Module):
+    """MAPPO's team value V(s): one value per sample from the centralised input, broadcast (a view)
+    to the agents: ``obs [*B, N, obs] (, state [*B, S]) -> [*B, N, 1]``. Computes the MLP once per
+    sample instead of once per agent (no agent id), as TorchRL's centralised shared MultiAgentMLP."""
+
+    def __init__(self, net: nn.Module, n_agents: int):
+        super().__init__()
+        self.net, self.n_agents = net, n_agents
+
+    def forward(self, obs, state=None):
+        central = obs.flatten(-2) if state is None else state
+        value = self.net(central.unsqueeze(-2))  # [*B, 1, 1]
+        return value.expand(*value.shape[:-2], self.n_agents, value.shape[-1])
+
+
 def make_actor(net: nn.Module, info: EnvInfo, action_dist: str = "tanh_normal") -> ProbabilisticActor:
     """Wrap a strategy network (head "normal" for continuous, "linear" logits for discrete). A GRU
     actor (``net.recurrent``) also reads ``"rnn_hidden"`` and ``is_init`` and writes the
@@ -146,7 +161,7 @@ def actor_net(actor: ProbabilisticActor) -> PolicyNet:
 
 
 def make_critic(info: EnvInfo, algorithm: str = "mappo", sharing: str = "shared",
-                hidden=(64, 64), activation: str = "relu") -> TensorDictSequential:
+                hidden=(64, 64), activation: str = "relu", agent_id: bool = True) -> TensorDictSequential:
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {list(ALGORITHMS)}, got {algorithm!r}")
     if sharing not in CRITIC_SHARING:
@@ -156,6 +171,9 @@ def make_critic(info: EnvInfo, algorithm: str = "mappo", sharing: str = "shared"
     if algorithm == "mappo":
         in_keys = [OBS] + (["state"] if info.state_dim is not None else [])
         d_in = info.state_dim if info.state_dim is not None else n * info.obs_dim
+        if sharing == "shared" and not agent_id:
+            net = strategy.make_network(1, d_in, 1, hidden=hidden, activation=activation, append_id=False)
+            return TensorDictSequential(TensorDictModule(TeamCritic(net, n), in_keys=in_keys, out_keys=[VALUE]))
         central = TensorDictModule(CentralInput(n), in_keys=in_keys, out_keys=[CRITIC_IN])
         net = strategy.make_network(n, d_in, 1, hidden=hidden, activation=activation)
         return TensorDictSequential(central, TensorDictModule(net, in_keys=[CRITIC_IN], out_keys=[VALUE]))

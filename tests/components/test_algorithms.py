@@ -35,3 +35,11 @@ def test_mappo_critic_sees_all_observations_ippo_only_its_own():
         v2 = critic(other)["agents", "state_value"]
         assert v.shape == (6, 3, 1)
         assert bool((v2[:, 1] != v[:, 1]).any()) == depends_on_others
+
+
+def test_team_critic_gives_every_agent_the_same_centralised_value():
+    info = EnvInfo(n_agents=3, obs_dim=4, discrete=True, action_dim=5, state_dim=None, has_action_mask=False)
+    critic = make_critic(info, "mappo", agent_id=False)
+    td = TensorDict({("agents", "observation"): torch.randn(6, 3, 4)}, [6])
+    v = critic(td)["agents", "state_value"]
+    assert v.shape == (6, 3, 1) and torch.equal(v[:, 0], v[:, 2])
