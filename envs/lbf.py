@@ -134,15 +134,10 @@ class LBFSim(TupleGymSim):
         super().reset(seed, obs, state, action_mask)
 
     def _write(self, nobs, obs, state, action_mask) -> None:
-        if self.fast_obs:
-            write_observations(self.env, obs)
-        else:
-            for i, o in enumerate(nobs):
-                obs[i] = o.reshape(-1)
-        if state is not None:
-            state[:] = obs.reshape(-1)
-        if action_mask is not None:
-            self.write_action_mask(action_mask)
+        if not self.fast_obs:
+            return super()._write(nobs, obs, state, action_mask)
+        write_observations(self.env, obs)
+        super()._write((), obs, state, action_mask)  # state and masks from the observations just written
 
     def write_action_mask(self, action_mask) -> None:
         action_mask[...] = False
