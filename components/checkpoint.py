@@ -11,7 +11,6 @@ import contextlib
 import copy
 import os
 import random
-import sys
 import tempfile
 from pathlib import Path
 
@@ -40,19 +39,18 @@ def load(path: str | os.PathLike) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def _vmas_state():
-    """VMAS keeps its own random state (torch, numpy, python), shared by every VMAS env of the
-    process and swapped in around each reset and step; it is part of the run's random state."""
-    module = sys.modules.get("vmas.simulator.environment.environment")
-    return None if module is None else module.Environment.vmas_random_state
+#: Random streams that simulators keep for themselves, registered by their env adapters:
+#: name -> (get() -> state or None, set(state)). They are part of a run's random state.
+RNG_STREAMS: dict[str, tuple] = {}
 
 
 def rng_state() -> dict:
     """Every random stream a run draws from: torch, numpy, Python, and simulators' own streams."""
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "random": random.getstate()}
-    vmas_state = _vmas_state()
-    if vmas_state is not None:
-        state["vmas"] = copy.deepcopy(list(vmas_state))
+    for name, (get, _) in RNG_STREAMS.items():
+        value = get()
+        if value is not None:
+            state[name] = copy.deepcopy(value)
     return state
 
 
@@ -60,9 +58,9 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["random"])
-    vmas_state = _vmas_state()
-    if vmas_state is not None and "vmas" in state:
-        vmas_state[:] = copy.deepcopy(state["vmas"])  # in place: VMAS holds this very list
+    for name, (_, set_state) in RNG_STREAMS.items():
+        if name in state:
+            set_state(copy.deepcopy(state[name]))
 
 
 @contextlib.contextmanager

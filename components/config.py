@@ -3,11 +3,15 @@
 Hydra (``recipes/``) stores these dataclasses as the schema, YAML presets override them, the command
 line overrides both, and each run saves the resolved result as ``config.yaml``. Strategy
 hyperparameters are the one exception: their defaults live in the strategy dataclasses themselves
-(``components/strategies``), and ``strategy`` here is the name plus any overrides.
+(``components/strategies``), and ``strategy`` here (and in each phase) is the name plus overrides.
+
+:func:`validate_config` checks a config before anything is built and raises one :class:`ConfigError`
+naming the bad value and the valid choices.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -56,16 +60,38 @@ class AlgorithmConfig:
 
 
 @dataclass
+class PhaseConfig:
+    """One phase of a schedule: a registry strategy config, an end condition and its own PPO settings.
+
+    ``strategy`` is ``{"name": ..., **hyperparameters}``. Without a name, the first phase takes the
+    run's ``strategy`` and a later phase the previous strategy's declared successor (``ps -> ps_lora``,
+    ``seps -> seps_lora``); given hyperparameters apply either way.
+    """
+
+    strategy: Dict[str, Any] = field(default_factory=dict)
+    until: Optional[int] = None  # frame (run counter) at which the phase ends; None for the last phase
+    auto: bool = False  # end by the "competent but still improving" rule; `until` is then the fallback
+    lr: Optional[float] = None  # actor learning rate in this phase (default: algorithm.lr)
+    critic_lr: Optional[float] = None  # critic learning rate in this phase (default: algorithm.lr)
+    clip_epsilon: Optional[float] = None  # default: algorithm.clip_epsilon
+    entropy_coeff: Optional[float] = None  # default: algorithm.entropy_coeff
+    label: Optional[str] = None  # name in logs (default: train | pretrain, phase<i>, finetune)
+
+
+@dataclass
 class ScheduleConfig:
-    kind: str = "single"  # single | two_phase
-    switch_at: Optional[int] = None  # frame of the switch; with auto=true, the fallback if the rule never fires
-    auto: bool = False
-    finetune: Optional[str] = None  # strategy after the switch (default: <strategy>_lora)
-    rank: int = 8
-    alpha: float = 8.0
-    layers: Any = "all"  # "all" or a list of: hidden, gru_ih, gru_hh, post, head, log_std
-    finetune_lr: Optional[float] = None  # actor learning rate after the switch (default: algorithm.lr)
-    # the automatic rule's settings (components/schedule.py explains each)
+    """A schedule is a list of phases (``components/schedule.py`` resolves and checks it).
+
+    Shorthands that rewrite ``phases``: ``chain`` names each phase's strategy in order
+    (``[ps, seps, seps_lora]``, phases added as needed) and ``switch_at`` sets the ``until`` of every
+    phase but the last (an int for two phases, or a list).
+    """
+
+    name: str = "single"  # the preset's name, a label for summaries
+    phases: List[PhaseConfig] = field(default_factory=lambda: [PhaseConfig()])
+    chain: Optional[List[str]] = None
+    switch_at: Any = None
+    # the automatic rule's settings, for phases with auto=true (components/schedule.py explains each)
     auto_window: int = 4
     auto_decel: float = 0.75
     auto_noise_sigmas: float = 2.0
@@ -80,6 +106,8 @@ class LoggerConfig:
     wandb: bool = True
     wandb_mode: str = "auto"  # auto (offline unless a key and a network are available) | offline | online
     wandb_project: str = "marlshare"
+    wandb_group: Optional[str] = None  # W&B group (a sweep puts all its trials in one group)
+    wandb_tags: List[str] = field(default_factory=list)  # W&B tags (a sweep derives them from its axes)
     tensorboard: bool = False
     progress: bool = True
 
@@ -101,3 +129,74 @@ class TrainConfig:
     threads: int = 1
     run_dir: Optional[str] = None  # where outputs go (the recipe sets it from Hydra's run dir)
     resume: Optional[str] = None  # a run directory to continue
+
+
+def config_to_dict(cfg) -> dict:
+    """A plain dict of a TrainConfig or an OmegaConf config (interpolations resolved)."""
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_config(cfg):
+        return OmegaConf.to_container(cfg, resolve=True)
+    return dataclasses.asdict(cfg)
+
+
+def as_train_config(cfg) -> TrainConfig:
+    """Accept a TrainConfig, a (structured) OmegaConf config or a plain dict."""
+    from omegaconf import OmegaConf
+
+    if isinstance(cfg, TrainConfig):
+        return cfg
+    merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), cfg if OmegaConf.is_config(cfg) else OmegaConf.create(cfg))
+    return OmegaConf.to_object(merged)
+
+
+class ConfigError(ValueError):
+    """An invalid setting, caught before training starts."""
+
+
+def _choice(name, value, valid):
+    if value not in valid:
+        raise ConfigError(f"{name}={value!r} is not valid; choose one of {list(valid)}")
+
+
+def _positive(name, value, allow_zero=False):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise ConfigError(f"{name}={value!r} must be {'>= 0' if allow_zero else '> 0'}")
+
+
+def validate_config(cfg: TrainConfig) -> None:
+    """Raise one clear ConfigError for the first invalid setting (names the value and the choices).
+    Checks that need the env (agent counts, cluster list lengths) run when the env is built."""
+    from components.algorithms.ppo import ACTION_DISTS, ALGORITHMS, CRITIC_SHARING
+    from components.schedule import plan_phases
+
+    a = cfg.algorithm
+    _choice("algorithm", a.name, ALGORITHMS)
+    _choice("algorithm.action_dist", a.action_dist, ACTION_DISTS)
+    _choice("algorithm.critic_sharing", a.critic_sharing, CRITIC_SHARING)
+    _positive("total_frames", cfg.total_frames)
+    for key in ("frames_per_batch", "epochs", "minibatch_size", "lr", "max_grad_norm", "gamma"):
+        _positive(f"algorithm.{key}", getattr(a, key))
+    _positive("env.num_envs", cfg.env.num_envs)
+    _positive("env.eval_num_envs", cfg.env.eval_num_envs)
+    _positive("eval_every", cfg.eval_every)
+    _positive("checkpoint_every", cfg.checkpoint_every, allow_zero=True)
+    _positive("max_nonfinite", cfg.max_nonfinite)
+    if not 0 <= a.lmbda <= 1:
+        raise ConfigError(f"algorithm.lmbda={a.lmbda!r} must be in [0, 1]")
+    if a.frames_per_batch % cfg.env.num_envs:
+        raise ConfigError(f"algorithm.frames_per_batch={a.frames_per_batch} must be a multiple of "
+                          f"env.num_envs={cfg.env.num_envs}")
+    if a.recurrent:
+        _positive("algorithm.chunk_length", a.chunk_length)
+        steps = a.frames_per_batch // cfg.env.num_envs
+        if steps % a.chunk_length or a.minibatch_size % a.chunk_length:
+            raise ConfigError(f"algorithm.chunk_length={a.chunk_length} must divide the steps per copy per "
+                              f"iteration ({steps}) and algorithm.minibatch_size={a.minibatch_size}")
+    if a.minibatch_size > a.frames_per_batch:
+        raise ConfigError(f"algorithm.minibatch_size={a.minibatch_size} exceeds frames_per_batch={a.frames_per_batch}")
+    try:
+        plan_phases(cfg)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None

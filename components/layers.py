@@ -110,6 +110,18 @@ class AgentLinear(nn.Module):
         """Effective per-agent ``weight [N, out, in]`` and ``bias [N, out]`` (or None)."""
         raise NotImplementedError
 
+    @torch.no_grad()
+    def load_shared(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+        """Start every agent from one trained shared layer (``weight [out, in]``, ``bias [out]``), so
+        that this layer computes exactly what the shared layer did (a phase switch from PS)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot start from a shared layer")
+
+    def _check_shared(self, weight, bias):
+        if tuple(weight.shape) != (self.out_features, self.in_features):
+            raise ValueError(f"shared weight must be [{self.out_features}, {self.in_features}], got {tuple(weight.shape)}")
+        if (bias is None) != (getattr(self, "bias", None) is None):
+            raise ValueError("shared layer and target layer disagree on having a bias")
+
     def extra_repr(self) -> str:
         return f"n_agents={self.n_agents}, in={self.in_features}, out={self.out_features}, role={self.role}"
 
@@ -131,6 +143,13 @@ class SharedLinear(AgentLinear):
         n = self.n_agents
         bias = None if self.bias is None else self.bias.expand(n, -1)
         return self.weight.expand(n, -1, -1), bias
+
+    @torch.no_grad()
+    def load_shared(self, weight, bias):
+        self._check_shared(weight, bias)
+        self.weight.copy_(weight)
+        if bias is not None:
+            self.bias.copy_(bias)
 
 
 class StackedLinear(AgentLinear):
@@ -154,6 +173,13 @@ class StackedLinear(AgentLinear):
 
     def agent_weight(self):
         return self.weight, self.bias
+
+    @torch.no_grad()
+    def load_shared(self, weight, bias):  # every agent's copy starts from the shared weight
+        self._check_shared(weight, bias)
+        self.weight.copy_(weight.expand_as(self.weight))
+        if bias is not None:
+            self.bias.copy_(bias.expand_as(self.bias))
 
 
 class IndexedLinear(AgentLinear):
@@ -183,6 +209,13 @@ class IndexedLinear(AgentLinear):
     def agent_weight(self):
         bias = None if self.bias is None else self.bias[self.clusters]
         return self.weight[self.clusters], bias
+
+    @torch.no_grad()
+    def load_shared(self, weight, bias):  # every cluster's network starts from the shared one
+        self._check_shared(weight, bias)
+        self.weight.copy_(weight.expand_as(self.weight))
+        if bias is not None:
+            self.bias.copy_(bias.expand_as(self.bias))
 
 
 class LowRankLinear(AgentLinear):
@@ -270,6 +303,9 @@ class MaskedLinear(AgentLinear):
     def forward(self, x):
         return self.base(x) * self.masks[self.clusters]
 
+    def load_shared(self, weight, bias):  # the masks stay: only the shared weights are taken over
+        self.base.load_shared(weight, bias)
+
     def agent_weight(self):
         weight, bias = self.base.agent_weight()
         mask = self.masks[self.clusters]  # [N, out]
@@ -316,6 +352,21 @@ class SpectralLinear(AgentLinear):
         bias = None if self.bias is None else self.bias.expand(self.n_agents, -1)
         return weight, bias
 
+    @torch.no_grad()
+    def load_shared(self, weight, bias):
+        """``U, s, V`` from the SVD of the trained shared weight, ``s`` divided by the agents' current
+        (equal) mask so that every ``W_i`` equals ``weight`` at the switch."""
+        self._check_shared(weight, bias)
+        mask = self.masks()
+        if not torch.allclose(mask, mask[:1].expand_as(mask)):
+            raise ValueError("load_shared needs equal masks for every agent (a freshly built layer)")
+        u, s, vh = torch.linalg.svd(weight, full_matrices=False)
+        self.U.copy_(u)
+        self.V.copy_(vh.T)
+        self.s.copy_(s / mask[0])
+        if bias is not None:
+            self.bias.copy_(bias)
+
 
 # --- per-agent vectors (state-independent log-std) -----------------------------------------------
 
@@ -326,6 +377,15 @@ class AgentVector(nn.Module):
         super().__init__()
         self.n_agents, self.features, self.role = n_agents, features, role
         self.param_sharing: dict[str, str] = {}
+
+    @torch.no_grad()
+    def load_shared(self, value: torch.Tensor) -> None:
+        """Start every agent (or cluster) from one trained shared vector ``[d]``."""
+        if tuple(value.shape) != (self.features,):
+            raise ValueError(f"shared vector must be [{self.features}], got {tuple(value.shape)}")
+        if not hasattr(self, "value"):
+            raise NotImplementedError(f"{type(self).__name__} cannot start from a shared vector")
+        self.value.copy_(value.expand_as(self.value))
 
 
 class SharedVector(AgentVector):

@@ -1,9 +1,13 @@
-"""Training schedules: ``single`` (one strategy throughout) and ``two_phase`` (shared pretraining,
-then a fine-tuning transform such as ``ps -> ps_lora``), and the automatic switch rule.
+"""Training schedules: a list of phases, each a registry strategy config with an end condition, and
+the automatic switch rule.
 
-A schedule is data: a list of :class:`Phase` objects. The switch itself is a network transform
-(:func:`components.transforms.to_lora`); the trainer applies it, rebuilds the optimiser for the new
-trainable parameters and keeps counting frames, so curves are continuous.
+:func:`plan_phases` resolves a :class:`~components.config.ScheduleConfig` (presets ``single``,
+``two_phase``, ``two_phase_auto``, ``three_phase``, or any list, with the ``chain`` / ``switch_at``
+shorthands) into :class:`PhasePlan` records and checks the chain against the registry: each strategy
+must declare the previous one among its ``predecessors`` (or be the same strategy). What happens at a
+boundary belongs to the strategy that starts there (``inherit``, ``fit``, ``adopt``); the trainer
+only walks the list, rebuilds the optimiser for the new trainable parameters and keeps counting
+frames, so curves are continuous.
 
 The automatic switch rule (:class:`AutoSwitch`) implements the LoRASA guidance "switch once the
 shared policy is competent and still improving" on the evaluation curve. With ``k = window``
@@ -20,8 +24,8 @@ evaluations per block, it compares the mean return of the last three blocks of `
    evaluation cannot trigger it;
 5. the rule reports whether the curve is **still improving** (``gain_now > 0``); if it has already
    flattened it switches anyway: later than ideal, but never switching is worse;
-6. never before ``min_frames``; at ``max_frames`` (``schedule.switch_at`` in the recipes) the switch
-   happens regardless (the fallback).
+6. never before ``min_frames``; at ``max_frames`` (the phase's ``until``) the switch happens
+   regardless (the fallback).
 
 The rule needs at least ``3 * window`` evaluations, so evaluate often (e.g. 30 evaluations over the
 pretraining budget). On synthetic S-curves with evaluation noise up to 8% of the total rise it fires
@@ -30,19 +34,155 @@ at 80-95% of the rise and never on a flat noisy curve (``tests/components/test_s
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-
-SCHEDULES = ("single", "two_phase")
 
 
 @dataclass
 class Phase:
-    name: str  # "train", "pretrain" or "finetune"
+    """What happened in a phase (kept in checkpoints and the summary)."""
+
+    name: str  # the phase label: "train", "pretrain", "phase<i>" or "finetune"
     strategy: str
     start_frame: int = 0
     end_frame: int | None = None  # filled in when the phase ends
+
+
+@dataclass
+class PhasePlan:
+    """A resolved phase: the full strategy config and the phase's settings."""
+
+    label: str
+    strategy: dict[str, Any]
+    until: int | None = None
+    auto: bool = False
+    lr: float | None = None
+    critic_lr: float | None = None
+    clip_epsilon: float | None = None
+    entropy_coeff: float | None = None
+
+
+def _plain(value):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_object(value) if OmegaConf.is_config(value) else value
+
+
+def plan_phases(cfg) -> list[PhasePlan]:
+    """Resolve ``cfg.schedule`` (with ``cfg.strategy`` and ``cfg.total_frames``) into phase plans.
+    Raises ValueError naming the bad value and the valid choices."""
+    from components.strategies import STRATEGIES, make_strategy, successors
+
+    s = cfg.schedule
+    phases = [dict(strategy=dict(_plain(p.strategy) or {}), **{k: getattr(p, k) for k in
+              ("until", "auto", "lr", "critic_lr", "clip_epsilon", "entropy_coeff", "label")}) for p in s.phases]
+    if not phases and not s.chain:
+        raise ValueError("schedule.phases is empty: a schedule needs at least one phase")
+    chain = _plain(s.chain)
+    if chain is not None:
+        chain = [chain] if isinstance(chain, str) else list(chain)
+        if not chain:
+            raise ValueError("schedule.chain is empty: list the strategies of the phases, e.g. [ps, ps_lora]")
+        phases = phases[:len(chain)] + [dict(strategy={}, until=None, auto=False, lr=None, critic_lr=None,
+                                             clip_epsilon=None, entropy_coeff=None, label=None)
+                                        for _ in range(len(chain) - len(phases))]
+        for phase, name in zip(phases, chain):
+            if name not in STRATEGIES:
+                raise ValueError(f"schedule.chain: strategy {name!r} is not valid; choose from {list(STRATEGIES)}")
+            # the chain renames the preset's phases: each keeps the hyperparameters its new strategy has
+            valid = {f.name for f in dataclasses.fields(STRATEGIES[name])}
+            phase["strategy"] = {**{k: v for k, v in phase["strategy"].items() if k in valid}, "name": name}
+    switch_at = _plain(s.switch_at)
+    if switch_at is not None:
+        points = [switch_at] if isinstance(switch_at, int) else list(switch_at)
+        if len(points) != len(phases) - 1:
+            raise ValueError(f"schedule.switch_at={switch_at!r} needs {len(phases) - 1} frame count(s), one per "
+                             f"phase boundary of the {len(phases)}-phase schedule")
+        for phase, point in zip(phases, points):
+            phase["until"] = point
+    run_strategy = dict(_plain(cfg.strategy))
+    previous = None
+    plans = []
+    for i, phase in enumerate(phases):
+        where = f"schedule phase {i}"
+        hp = phase["strategy"]
+        name = hp.get("name")
+        if i == 0 and (name is None or name == run_strategy.get("name")):
+            hp = {**run_strategy, **hp}
+        elif name is None:
+            name = STRATEGIES[previous].successor if previous in STRATEGIES else None
+            if name is None:
+                raise ValueError(f"{where}: {previous!r} declares no default successor; name this phase's strategy, "
+                                 f"one of {successors(previous)}")
+            hp = {**hp, "name": name}
+        name = hp.get("name")
+        if name not in STRATEGIES:
+            raise ValueError(f"{where}: strategy={name!r} is not valid; choose one of {list(STRATEGIES)}")
+        if previous is not None and name not in successors(previous):
+            raise ValueError(f"{where}: {previous} -> {name} is not a valid phase chain; after {previous} "
+                             f"choose one of {successors(previous)}")
+        try:
+            make_strategy(name, **{k: v for k, v in hp.items() if k != "name"})
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where} ({name}): {err}") from None
+        last = i == len(phases) - 1
+        until = phase["until"]
+        if last and until is not None:
+            raise ValueError(f"{where} is the last phase and runs to total_frames={cfg.total_frames}: "
+                             f"its until={until} must be unset")
+        if not last:
+            if until is None:
+                raise ValueError(f"{where} ({name}) needs an end: until=<frames> (or schedule.switch_at)"
+                                 + (", the fallback of auto=true" if phase["auto"] else ""))
+            low = plans[-1].until if plans else 0
+            if isinstance(until, bool) or not isinstance(until, int) or not low < until < cfg.total_frames:
+                raise ValueError(f"{where}: until={until!r} must be a frame count in ({low}, "
+                                 f"total_frames={cfg.total_frames})")
+        if phase["auto"] and last:
+            raise ValueError(f"{where} is the last phase: auto=true only ends phases that have a successor")
+        for key in ("lr", "critic_lr", "clip_epsilon", "entropy_coeff"):
+            value = phase[key]
+            bad = value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                         or value < 0 or (value == 0 and key in ("lr", "critic_lr")))
+            if bad:
+                raise ValueError(f"{where}: {key}={value!r} must be a {'positive' if 'lr' in key else 'non-negative'} "
+                                 f"number (or unset for the algorithm's)")
+        label = phase["label"] or _label(i, len(phases))
+        plans.append(PhasePlan(label=label, strategy=hp, **{k: phase[k] for k in
+                                                            ("until", "auto", "lr", "critic_lr", "clip_epsilon",
+                                                             "entropy_coeff")}))
+        previous = name
+    labels = [p.label for p in plans]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"schedule phase labels must differ, got {labels}")
+    if any(p.auto for p in plans):
+        try:
+            AutoSwitch(window=s.auto_window, decel=s.auto_decel)
+        except ValueError as err:
+            raise ValueError(f"schedule.auto_*: {err}") from None
+    return plans
+
+
+def _label(i: int, n: int) -> str:
+    if n == 1:
+        return "train"
+    return "pretrain" if i == 0 else "finetune" if i == n - 1 else f"phase{i}"
+
+
+def auto_switch_for(schedule, plan: PhasePlan) -> "AutoSwitch | None":
+    """The automatic rule for a phase with ``auto=true`` (its ``until`` is the fallback)."""
+    if not plan.auto:
+        return None
+    return AutoSwitch(window=schedule.auto_window, decel=schedule.auto_decel, noise_sigmas=schedule.auto_noise_sigmas,
+                      competence_sigmas=schedule.auto_competence_sigmas, patience=schedule.auto_patience,
+                      min_frames=schedule.auto_min_frames, max_frames=plan.until)
+
+
+def plan_dict(plan: PhasePlan) -> dict:
+    return dataclasses.asdict(plan)
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Network transforms: the phase switch of the two-phase schedule and inference-time merging.
 
 - :func:`to_lora` turns a trained PS (or SePS, or any) network into its LoRA counterpart: every
-  existing parameter frozen, zero-initialised per-agent adapters added, outputs unchanged.
+  existing parameter frozen, zero-initialised per-agent adapters added, outputs unchanged (the LoRA
+  strategies' ``adopt`` applies it at a phase switch).
 - :func:`merge_adapters` folds the adapters into per-agent dense weights (LoRASA Algorithm 3);
   merged outputs equal unmerged ones.
 - :func:`count_parameters` counts total, shared, per-cluster, per-agent and trainable parameters.
@@ -23,10 +24,6 @@ from components.networks import ROLES
 
 #: what ``to_lora(layers=...)`` can adapt: the layer roles of the networks, plus the log-std vector
 LORA_TARGETS = ROLES + ("log_std",)
-
-#: the strategy a network has after ``to_lora``
-LORA_OF = {"ps": "ps_lora", "seps": "seps_lora", "ps_lora": "ps_lora", "seps_lora": "seps_lora"}
-
 
 def check_lora_layers(layers) -> tuple[str, ...]:
     """``"all"`` or a list of names from ``LORA_TARGETS``; returns the tuple of targets."""
@@ -70,9 +67,6 @@ def to_lora(net: nn.Module, rank: int = 8, alpha: float = 8.0, layers="all", ini
         lambda lin: LowRankLinear(lin, rank, alpha, init, train_bias) if lin.role in targets else lin,
         lambda vec: DeltaVector(vec) if vec.role in targets else vec,
     )
-    name = getattr(net, "strategy_name", None)
-    if name is not None:
-        new.strategy_name = LORA_OF.get(name, f"{name}+lora")
     return new
 
 

@@ -9,7 +9,31 @@ from __future__ import annotations
 
 from torchrl.envs import EnvBase
 
+from components.checkpoint import RNG_STREAMS
 from envs import GROUP
+
+
+def _vmas_rng():
+    """VMAS keeps its own random state (torch, numpy, python), shared by every VMAS env of the process
+    and swapped in around each reset and step; it is part of the run's random state."""
+    import sys
+
+    module = sys.modules.get("vmas.simulator.environment.environment")
+    return None if module is None else module.Environment.vmas_random_state
+
+
+def _get_vmas_rng():
+    state = _vmas_rng()
+    return None if state is None else list(state)
+
+
+def _set_vmas_rng(state):
+    current = _vmas_rng()
+    if current is not None:
+        current[:] = state  # in place: VMAS holds this very list
+
+
+RNG_STREAMS["vmas"] = (_get_vmas_rng, _set_vmas_rng)
 
 
 def scenarios() -> list[str]:

@@ -9,7 +9,13 @@ Examples::
     marlshare train                                    # the default recipe (make run)
     marlshare train env=vmas/balance strategy=ps algorithm=mappo schedule=two_phase \\
         schedule.switch_at=300000 total_frames=600000 seed=0
+    marlshare train env=smax/3s5z strategy=seps schedule=single   # clusters learnt from trajectories
+    marlshare train schedule=three_phase                # ps -> seps -> seps_lora
+    marlshare train schedule.chain=[ps,prism] schedule.switch_at=60000   # any chain the registry allows
     marlshare train -m strategy=ps,nps,mtl seed=0,1,2 schedule=single   # a sweep
+
+A single run is composed and fully checked (env included) before anything is written: a bad setting
+is one line on stderr and exit code 2, with no run directory created.
 
 From Python::
 
@@ -73,12 +79,12 @@ def compose(overrides: list[str] | None = None, config_name: str = "train") -> D
     return cfg
 
 
-def train(cfg, run_dir: str | None = None, quiet: bool = False) -> dict:
+def train(cfg, run_dir: str | None = None, quiet: bool = False, trainer=None) -> dict:
     """Train one run; writes the run directory, prints the summary table, returns the summary."""
     from components.trainer import Trainer
     from tools.plots import plot_learning_curve
 
-    trainer = Trainer(cfg, run_dir=run_dir)
+    trainer = trainer or Trainer(cfg, run_dir=run_dir)
     summary = trainer.run()
     png = plot_learning_curve(trainer.run_dir)
     summary["learning_curve"] = str(png)
@@ -100,17 +106,30 @@ def print_summary(summary: dict) -> None:
     table.add_column("eval return at end", justify="right")
     table.add_column("params total", justify="right")
     table.add_column("shared", justify="right")
+    table.add_column("per cluster (all)", justify="right")
     table.add_column("per agent", justify="right")
     table.add_column("trainable", justify="right")
-    ends = {summary["phases"][0]["name"]: summary.get("eval_return_at_switch")}
-    ends[summary["phases"][-1]["name"]] = summary["final_eval_return"]
+    evals = {}
+    for phase in summary["phases"]:  # the last evaluation at or before each phase's end
+        evals[phase["name"]] = summary.get("eval_return_at_switch") if phase is summary["phases"][0] else None
+    evals[summary["phases"][-1]["name"]] = summary["final_eval_return"]
     for phase in summary["phases"]:
         counts = summary["parameters"].get(phase["name"], {})
-        ret = ends.get(phase["name"])
+        ret = evals.get(phase["name"])
         table.add_row(phase["name"], phase["strategy"], f"{phase['start_frame']:,}–{phase['end_frame']:,}",
                       "-" if ret is None else f"{ret:.4g}", *(f"{counts.get(k, 0):,}" for k in
-                                                             ("total", "shared", "per_agent", "trainable")))
+                                                             ("total", "shared", "clustered", "per_agent", "trainable")))
     console.print(table)
+    for label, fit in (summary.get("fits") or {}).items():
+        facts = []
+        if "clusters" in fit:
+            facts.append(f"clusters {fit['clusters']} (K={fit['k']}")
+            facts[-1] += (f", Davies-Bouldin {fit['davies_bouldin']})" if fit.get("davies_bouldin") else ")")
+            facts.append(f"VAE loss {fit['vae_loss']:.4g} on {fit['fit_frames']:,} frames")
+        if "keep_fractions" in fit:
+            facts.append("units kept per cluster " + "; ".join(f"{k}: {v}" for k, v in fit["keep_fractions"].items()))
+        if facts:
+            console.print(f"{label}: " + ", ".join(facts))
     first = summary.get("initial_eval_return")
     console.print(f"eval return: start {first:.4g} -> best {summary['best_eval_return']:.4g} -> "
                   f"final {summary['final_eval_return']:.4g}" + (f", win rate {summary['win_rate']:.2f}"
@@ -123,6 +142,7 @@ def print_summary(summary: dict) -> None:
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
+    """Multirun (``-m``) jobs: Hydra makes each job's directory."""
     from hydra.core.hydra_config import HydraConfig
 
     from components.trainer import ConfigError
@@ -135,10 +155,47 @@ def _hydra_main(cfg: DictConfig) -> None:
         sys.exit(2)
 
 
+def _run_dir(overrides: list[str]) -> str:
+    """The run directory Hydra would use (``hydra.run.dir``), resolved without creating it."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        full = hydra_compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    return str(full.hydra.run.dir)
+
+
+def run_single(argv: list[str]) -> None:
+    """One run: compose, check everything (the env included), and only then create the run directory."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from components.trainer import ConfigError, Trainer
+
+    overrides = env_overrides(argv)
+    try:
+        cfg = compose(overrides)
+        run_dir = None if cfg.resume else (cfg.run_dir or _run_dir(overrides))
+        trainer = Trainer(cfg, run_dir=run_dir)
+    except (ConfigError, HydraException, OmegaConfBaseException) as err:  # one clear line, not a traceback
+        message = " ".join(line.strip() for line in str(err).strip().splitlines()) or type(err).__name__
+        print(f"marlshare: invalid configuration: {message}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        train(cfg, trainer=trainer)
+    except ConfigError as err:
+        print(f"marlshare: invalid configuration: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    sys.argv = [sys.argv[0]] + env_overrides(argv)
-    _hydra_main()
+    if any(a in ("-m", "--multirun") or a.startswith("--") for a in argv):
+        sys.argv = [sys.argv[0]] + env_overrides(argv)
+        _hydra_main()
+    else:
+        run_single(argv)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,12 @@ STRATEGIES: dict[str, type[Strategy]] = {
 }
 
 
+def successors(name: str) -> list[str]:
+    """The strategies a phase of ``name`` can hand over to (those that declare it a predecessor, and
+    ``name`` itself: continuing the same strategy with other settings)."""
+    return [name] + [other for other, cls in STRATEGIES.items() if name in cls.predecessors and other != name]
+
+
 def make_strategy(name: str, **hyperparameters) -> Strategy:
     """Build a strategy by registry name, rejecting unknown names and hyperparameters clearly."""
     if name not in STRATEGIES:
@@ -47,4 +53,4 @@ def make_strategy(name: str, **hyperparameters) -> Strategy:
     return cls(**hyperparameters)
 
 
-__all__ = ["STRATEGIES", "Strategy", "make_strategy"] + [cls.__name__ for cls in STRATEGIES.values()]
+__all__ = ["STRATEGIES", "Strategy", "make_strategy", "successors"] + [cls.__name__ for cls in STRATEGIES.values()]

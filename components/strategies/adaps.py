@@ -1,6 +1,7 @@
 """AdaPS: adaptive parameter sharing (Li et al., 2023; no public code).
 
-Agents are clustered (the same identity VAE and k-means as SePS); a fixed, randomly initialised and
+Agents are clustered (the same identity VAE and k-means as SePS, learnt at the start of the phase
+unless ``clusters`` is given); a fixed, randomly initialised and
 never trained mapping network ``g`` turns each cluster centre into one logit per hidden unit, and
 ``sigmoid(g(c)) > threshold`` is that cluster's binary unit mask. Agents of cluster c use the one
 shared network with ``h <- mask_c * h`` on every hidden layer (the MLP layers and the post-GRU layer;
@@ -9,9 +10,13 @@ the GRU's gates and the action head are not masked). No trainable parameter is a
 Choices the paper leaves open (settings, documented here): ``threshold = 0.5``; ``g`` is
 ``Linear(z, mapping_width) -> ReLU -> Linear(mapping_width, units)`` with ``mapping_width = 64``,
 drawn from ``seed`` separately for each masked layer; a mask that would drop every unit of a layer
-keeps its highest-logit unit. With explicit ``clusters`` and no ``centres`` (centres come from the
-VAE when the strategy is fitted on trajectories), centres are K standard-normal vectors of size
-``z = 10`` drawn from ``seed``. :func:`keep_fractions` reports the fraction of units each cluster keeps.
+keeps its highest-logit unit. A fit sets ``centres`` to each cluster's mean VAE code (the paper's
+cluster centres); with hand-given ``clusters`` and no ``centres``, centres are K standard-normal
+vectors of size ``latent_size = 10`` drawn from ``seed``. :func:`keep_fractions` reports the fraction
+of units each cluster keeps (also in the run's summary).
+
+After a PS phase, AdaPS keeps the trained shared weights and adds the masks: the masked units change
+the outputs at the switch (``exact_adopt = False``), which is what the method is.
 """
 
 from __future__ import annotations
@@ -22,19 +27,21 @@ import torch
 from torch import nn
 
 from components.layers import MaskedLinear, SharedLinear
-from components.strategies.base import Strategy, check_clusters
+from components.strategies.base import Strategy
+from components.strategies.clustered import Clustered
 
 MASKED_ROLES = ("hidden", "post")
 
 
 @dataclass
-class AdaPS(Strategy):
+class AdaPS(Clustered, Strategy):
     name = "adaps"
     shared = "every weight, bias and log-std"
     agent_specific = "nothing trainable: a fixed binary unit mask per cluster on every hidden layer"
+    predecessors = ("ps",)
+    exact_adopt = False
 
     append_id: bool = True
-    clusters: list[int] | None = None
     centres: list[list[float]] | None = None
     threshold: float = 0.5
     mapping_width: int = 64
@@ -42,9 +49,7 @@ class AdaPS(Strategy):
     seed: int = 0
 
     def validate(self):
-        if self.clusters is not None:
-            check_clusters(self.name, self.clusters)
-            self.clusters = list(self.clusters)
+        super().validate()
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) or not 0 < self.threshold < 1:
             raise ValueError(f"adaps: threshold must be a number in (0, 1), got threshold={self.threshold!r}")
         for field_name in ("mapping_width", "latent_size"):
@@ -57,8 +62,18 @@ class AdaPS(Strategy):
             if len(shape) != 2 or shape[0] != k:
                 raise ValueError(f"adaps: centres must be [K={k}, z], one row per cluster, got shape {shape}")
 
-    def check_agents(self, n_agents):
-        check_clusters(self.name, self.clusters, n_agents)
+    def fit(self, data, seed: int = 0) -> dict:
+        report = super().fit(data, seed)
+        self.centres = self._fit_result.centres
+        self.latent_size = len(self.centres[0])
+        return report
+
+    def fitted_state(self) -> dict:
+        return {"clusters": self.clusters, "centres": self.centres, "latent_size": self.latent_size}
+
+    def report(self, net):
+        return {"keep_fractions": {name: [round(f, 4) for f in fractions]
+                                   for name, fractions in keep_fractions(net).items()}}
 
     def _centres(self) -> torch.Tensor:
         if self.centres is not None:

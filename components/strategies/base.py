@@ -1,9 +1,21 @@
-"""The strategy base class: a strategy is a choice of parametrisation for each layer of a network.
+"""The strategy base class: a strategy is a choice of parametrisation for each layer of a network,
+plus its life cycle in a schedule of phases.
 
 A subclass says which :class:`~components.layers.AgentLinear` each layer role gets (``layer``) and
 which :class:`~components.layers.AgentVector` a state-independent log-std gets (``vector``); the base
-class builds MLPs and GRU actors from those choices. Optional extras: ``aux_loss`` (added to the actor
-loss, e.g. Prism's regularisers) and ``sharing`` (a plain-words account of what is shared).
+class builds MLPs and GRU actors from those choices.
+
+The life cycle, declared on the class so the trainer never branches on a strategy name:
+
+- ``needs_clusters`` (class flag): the strategy maps agents to clusters; ``clusters`` is then a
+  hyperparameter that a fit fills in when not given;
+- ``needs_fit()`` / ``fit(data)``: learn from trajectories of the current policy at the start of the
+  strategy's phase (SePS, SePS+LoRA and AdaPS cluster agents); ``fit_frames`` says how much data;
+- ``predecessors`` (class tuple) and ``adopt(previous, net)``: start this phase's network from the
+  previous phase's, outputs unchanged where the maths allows (``exact_adopt``); any other pair is
+  refused with the valid successors named (:func:`successors`);
+- ``successor`` (class attribute): the default next phase of the ``two_phase`` preset;
+- ``aux_loss(net)``: added to the actor loss (Prism); ``trainable(net)``: the parameters that train.
 """
 
 from __future__ import annotations
@@ -27,6 +39,11 @@ class Strategy:
     #: which parameters are shared by all agents and which are agent-specific, in words
     shared: ClassVar[str] = ""
     agent_specific: ClassVar[str] = ""
+    #: declared needs and life cycle (see the module docstring)
+    needs_clusters: ClassVar[bool] = False
+    predecessors: ClassVar[tuple[str, ...]] = ()
+    successor: ClassVar[str | None] = None
+    exact_adopt: ClassVar[bool] = True  # adopt() keeps the previous network's outputs exactly
 
     append_id: bool = False
 
@@ -40,7 +57,12 @@ class Strategy:
         """Raise ValueError naming any bad hyperparameter value and the valid range."""
 
     def check_agents(self, n_agents: int) -> None:
-        """Raise ValueError if this strategy cannot serve ``n_agents`` agents (e.g. cluster list length)."""
+        """Raise ValueError if this strategy cannot build a network for ``n_agents`` agents now."""
+
+    def check_config(self, n_agents: int) -> None:
+        """Raise ValueError, before any training, if this strategy can never serve ``n_agents`` agents
+        in a run (a fit that cannot work, a cluster list of the wrong length)."""
+        self.check_agents(n_agents)
 
     def layer(self, role: str, n_agents: int, d_in: int, d_out: int) -> AgentLinear:
         return SharedLinear(n_agents, d_in, d_out, role=role)
@@ -55,6 +77,57 @@ class Strategy:
     def aux_terms(self, net: nn.Module) -> dict[str, torch.Tensor]:
         """The auxiliary loss's terms, for logging."""
         return {}
+
+    def trainable(self, net: nn.Module) -> list[nn.Parameter]:
+        """The parameters this strategy trains (frozen backbones excluded)."""
+        return [p for p in net.parameters() if p.requires_grad]
+
+    # --- life cycle -------------------------------------------------------------------------------
+    def needs_fit(self) -> bool:
+        """True when the strategy must see trajectories (``fit``) before it can build its network."""
+        return False
+
+    def fit(self, data, seed: int = 0) -> dict:
+        """Learn from per-agent transitions ``(obs, action, next_obs, reward)``, each ``[M, N, *]``;
+        returns a report for the logs and the summary."""
+        return {}
+
+    def inherit(self, previous: "Strategy") -> None:
+        """Take over what the previous phase's strategy learned (e.g. its clusters) before ``fit``."""
+
+    def initial_policy(self) -> "Strategy":
+        """The strategy whose freshly built network collects ``fit`` data when this strategy starts a run
+        (it cannot act before its fit)."""
+        return self
+
+    def report(self, net: nn.Module) -> dict:
+        """Facts about a built network for the logs and the summary (e.g. AdaPS's kept fractions)."""
+        return {}
+
+    def fitted_state(self) -> dict:
+        """Hyperparameters a fit set (saved in checkpoints so that a resumed run does not refit)."""
+        return {}
+
+    def adopt(self, previous: "Strategy", net: nn.Module) -> nn.Module:
+        """This phase's network, started from ``net`` trained under ``previous``.
+
+        Same strategy: the network continues as it is. Otherwise (the default, for predecessors
+        whose layers are shared): build this strategy's network with the same architecture and load
+        every shared layer into it (``load_shared``), so each agent starts from the shared policy.
+        """
+        if type(previous) is type(self):
+            return net
+        self.check_predecessor(previous)
+        new = self.make_network(**{**net.build_kwargs, "append_id": net.append_id is not None})
+        load_shared_network(net, new)
+        return new
+
+    def check_predecessor(self, previous: "Strategy") -> None:
+        if previous.name not in self.predecessors and type(previous) is not type(self):
+            from components.strategies import successors
+
+            raise ValueError(f"{previous.name} -> {self.name} is not a valid phase chain: "
+                             f"{previous.name} can be followed by {successors(previous.name)}")
 
     # --- shared machinery -------------------------------------------------------------------------
     def layer_factory(self, n_agents: int):
@@ -81,6 +154,10 @@ class Strategy:
                   append_id=self.append_id if append_id is None else bool(append_id), head=head,
                   log_std=log_std, log_std_init=log_std_init, activation=activation, **kwargs)
         net.strategy_name = self.name
+        # how to rebuild this architecture under another strategy (adopt)
+        net.build_kwargs = dict(n_agents=int(n_agents), in_features=int(in_features), out_features=int(out_features),
+                                hidden=tuple(hidden), recurrent=recurrent, head=head, log_std=log_std,
+                                log_std_init=log_std_init, activation=activation, gru_hidden=gru_hidden)
         return net
 
     def hyperparameters(self) -> dict:
@@ -88,6 +165,32 @@ class Strategy:
 
     def describe(self) -> str:
         return f"{self.name}: shared = {self.shared}; agent-specific = {self.agent_specific}"
+
+
+def load_shared_network(source: nn.Module, target: nn.Module) -> None:
+    """Copy every shared layer and vector of ``source`` into the matching one of ``target`` (same
+    architecture, layers in the same order) with ``load_shared``."""
+    from components.layers import SharedLinear, SharedVector
+
+    pairs = list(zip(_agent_modules(source), _agent_modules(target), strict=True))
+    for src, dst in pairs:
+        if isinstance(src, SharedLinear):
+            dst.load_shared(src.weight.detach(), None if src.bias is None else src.bias.detach())
+        elif isinstance(src, SharedVector):
+            dst.load_shared(src.value.detach())
+        else:
+            raise ValueError(f"cannot start a new strategy from a {type(src).__name__} layer: only shared layers")
+
+
+def _agent_modules(net: nn.Module) -> list[nn.Module]:
+    """The outermost per-agent layers and vectors, in depth-first order."""
+    found = []
+    for child in net.children():
+        if isinstance(child, (AgentLinear, AgentVector)):
+            found.append(child)
+        else:
+            found += _agent_modules(child)
+    return found
 
 
 def check_clusters(name: str, clusters, n_agents: int | None = None) -> None:

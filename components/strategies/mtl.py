@@ -15,6 +15,7 @@ class MTL(Strategy):
     name = "mtl"
     shared = "trunk: every hidden, GRU and post-GRU layer"
     agent_specific = "the action head (mean and log-std)"
+    predecessors = ("ps",)  # trunk taken over, every head starts from the shared head
 
     append_id: bool = True
     scale_head_grad: bool = True

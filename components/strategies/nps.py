@@ -15,6 +15,7 @@ class NPS(Strategy):
     name = "nps"
     shared = "nothing"
     agent_specific = "every weight, bias and log-std"
+    predecessors = ("ps",)  # each agent's copy starts from the shared weights
 
     def layer(self, role, n_agents, d_in, d_out):
         return StackedLinear(n_agents, d_in, d_out, role=role)

@@ -31,6 +31,7 @@ class Prism(Strategy):
     name = "prism"
     shared = "U, s, V and the bias of every layer, and the log-std"
     agent_specific = "a spectral mask m_i (k = min(d_in, d_out) entries) per layer"
+    predecessors = ("ps",)  # U, s, V from the SVD of the trained shared weights
 
     append_id: bool = True
     mask_init: float = 3.0
@@ -68,6 +69,11 @@ class Prism(Strategy):
         if diversity:
             terms["prism_diversity"] = torch.stack(diversity).mean()
         return terms
+
+    def report(self, net):
+        """Mean spectral mask per layer (1 = every component kept)."""
+        return {"mean_mask": {name: round(float(m.masks().mean()), 4) for name, m in net.named_modules()
+                              if isinstance(m, SpectralLinear)}}
 
     def aux_loss(self, net):
         terms = self.aux_terms(net)

@@ -13,5 +13,6 @@ class PS(Strategy):
     name = "ps"
     shared = "every weight, bias and log-std"
     agent_specific = "nothing (agents differ only through the appended one-hot id)"
+    successor = "ps_lora"
 
     append_id: bool = True

@@ -255,7 +255,7 @@ def test_bad_hyperparameters_raise_clear_errors(name, hp, match):
 
 
 def test_bad_network_arguments_raise_clear_errors():
-    with pytest.raises(ValueError, match="needs an agent -> cluster"):
+    with pytest.raises(ValueError, match="seps has no clusters yet: give clusters"):
         make_strategy("seps").make_network(4, 10, 6)
     with pytest.raises(ValueError, match="n_agents=3"):
         make_strategy("seps", clusters=[0, 1]).make_network(3, 10, 6)

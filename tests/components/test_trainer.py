@@ -1,5 +1,6 @@
 """The trainer: determinism, bit-identical resume, the phase switch, fault handling, config errors."""
 
+import copy
 import csv
 import math
 
@@ -8,7 +9,7 @@ import torch
 
 from components.algorithms import actor_net
 from components.checkpoint import load, save_atomic
-from components.config import TrainConfig
+from components.config import PhaseConfig, ScheduleConfig, TrainConfig
 from components.layers import LowRankLinear
 from components.trainer import ConfigError, Trainer, TrainingDiverged
 from components.transforms import count_parameters
@@ -30,7 +31,7 @@ def tiny(**changes) -> TrainConfig:
         *path, last = key.split(".")
         for part in path:
             target = getattr(target, part)
-        setattr(target, last, value)
+        setattr(target, last, copy.deepcopy(value))
     return cfg
 
 
@@ -50,7 +51,12 @@ def assert_same_params(a, b):
         assert torch.equal(a[k], b[k]), k
 
 
-TWO_PHASE = {"schedule.kind": "two_phase", "schedule.switch_at": 2 * ITER, "schedule.rank": 2}
+def two_phase(until=2 * ITER, **lora) -> ScheduleConfig:
+    """PS (the run's strategy) until ``until``, then its successor with rank-2 adapters."""
+    return ScheduleConfig(name="two_phase", phases=[PhaseConfig(until=until), PhaseConfig(strategy={"rank": 2, **lora})])
+
+
+TWO_PHASE = {"schedule": two_phase()}
 
 
 @pytest.mark.parametrize("changes", [{}, TWO_PHASE], ids=["single", "two_phase"])
@@ -105,7 +111,7 @@ def test_outputs_identical_across_the_switch_and_collector_uses_the_new_network(
     trainer = Trainer(tiny(**TWO_PHASE), run_dir=tmp_path)
     obs = torch.randn(5, 2, trainer.info.obs_dim)
     before = actor_net(trainer.actor)(obs)
-    trainer._switch_phase("test")
+    trainer._enter(1, "test")
     after = actor_net(trainer.actor)(obs)
     assert all(torch.equal(x, y) for x, y in zip(before, after))
     with torch.no_grad():  # move the adapters: the collector must act with the new network
@@ -123,13 +129,12 @@ def test_outputs_identical_across_the_switch_and_collector_uses_the_new_network(
 
 def test_nonfinite_updates_are_skipped_then_the_run_stops_keeping_the_last_checkpoint(tmp_path, monkeypatch):
     trainer = Trainer(tiny(max_nonfinite=3), run_dir=tmp_path)
-    original = trainer.strategy_for_phase
+    original = trainer.strategy.aux_loss
 
-    class Poison:
-        def aux_loss(self, net):
-            return torch.tensor(math.nan) if trainer.iteration >= 2 else original().aux_loss(net)
+    def poison(net):
+        return torch.tensor(math.nan) if trainer.iteration >= 2 else original(net)
 
-    monkeypatch.setattr(trainer, "strategy_for_phase", lambda: Poison())
+    monkeypatch.setattr(trainer.strategy, "aux_loss", poison)
     with pytest.raises(TrainingDiverged, match=r"3 consecutive updates had a non-finite loss.*last\.pt"):
         trainer.run()
     state = load(tmp_path / "checkpoints" / "last.pt")
@@ -140,12 +145,11 @@ def test_nonfinite_updates_are_logged(tmp_path, monkeypatch):
     trainer = Trainer(tiny(max_nonfinite=100), run_dir=tmp_path)
     calls = {"n": 0}
 
-    class Sometimes:
-        def aux_loss(self, net):
-            calls["n"] += 1
-            return torch.tensor(math.inf) if calls["n"] % 2 else torch.zeros(())
+    def sometimes(net):
+        calls["n"] += 1
+        return torch.tensor(math.inf) if calls["n"] % 2 else torch.zeros(())
 
-    monkeypatch.setattr(trainer, "strategy_for_phase", lambda: Sometimes())
+    monkeypatch.setattr(trainer.strategy, "aux_loss", sometimes)
     trainer.run(max_iterations=1)
     assert rows(tmp_path)[0]["skipped_updates"] == "2"  # 4 minibatch steps, every other one poisoned
 
@@ -169,12 +173,17 @@ def test_atomic_checkpoint_survives_an_interrupted_write(tmp_path, monkeypatch):
     ({"strategy": {"name": "bogus"}}, r"strategy='bogus'.*'ps', 'nps'"),
     ({"strategy": {"name": "ps_lora", "rank": 0}}, "rank"),
     ({"algorithm.name": "ddpg"}, r"algorithm='ddpg'.*'mappo', 'ippo'"),
-    ({"schedule.kind": "three_phase"}, r"schedule.kind='three_phase'.*'single', 'two_phase'"),
-    ({**TWO_PHASE, "schedule.switch_at": 10 * ITER}, r"switch_at=1600 must be in \(0, total_frames=640\)"),
-    ({**TWO_PHASE, "schedule.rank": 0}, r"schedule.rank=0 must be a positive integer"),
-    ({**TWO_PHASE, "strategy": {"name": "nps"}}, r"strategy='nps' is not valid there; choose one of \['ps', 'seps'\]"),
-    ({**TWO_PHASE, "schedule.layers": ["conv"]}, "schedule.layers"),
-    ({"schedule.kind": "two_phase"}, "needs schedule.switch_at"),
+    ({"schedule.chain": ["ps", "bogus"]}, r"schedule.chain: strategy 'bogus' is not valid; choose from \['ps'"),
+    ({"schedule.chain": ["nps", "ps_lora"], "schedule.switch_at": ITER},
+     r"nps -> ps_lora is not a valid phase chain; after nps choose one of \['nps'\]"),
+    ({"schedule": two_phase(until=10 * ITER)}, r"until=1600 must be a frame count in \(0, total_frames=640\)"),
+    ({"schedule": two_phase(rank=0)}, r"schedule phase 1 \(ps_lora\): ps_lora: rank must be a positive integer"),
+    ({**TWO_PHASE, "strategy": {"name": "nps"}}, r"'nps' declares no default successor.*one of \['nps'\]"),
+    ({"schedule": two_phase(layers=["conv"])}, "LoRA layers must be 'all' or a non-empty list"),
+    ({"schedule": two_phase(until=None)}, r"schedule phase 0 \(ps\) needs an end: until=<frames>"),
+    ({"schedule.switch_at": [ITER, 2 * ITER]}, r"needs 0 frame count\(s\).*1-phase schedule"),
+    ({"schedule": two_phase(), "schedule.phases": [PhaseConfig(until=ITER), PhaseConfig(lr=-1.0)]},
+     r"schedule phase 1: lr=-1.0 must be a positive number"),
     ({"algorithm.frames_per_batch": 100}, "multiple of env.num_envs=8"),
     ({"algorithm.lr": -1.0}, r"algorithm.lr=-1.0 must be > 0"),
 ])
@@ -217,7 +226,7 @@ def test_discrete_actions_train(tmp_path):
 def test_recurrent_actor_trains_on_chunks_and_resumes_bit_identically(tmp_path):
     changes = {"algorithm.recurrent": True, "algorithm.chunk_length": 10, **TWO_PHASE}
     full = Trainer(tiny(**changes), run_dir=tmp_path / "full")
-    assert full.buffer._batch_size == 8  # 80 frames per minibatch = 8 chunks of 10 steps
+    assert full.update.buffer._batch_size == 8  # 80 frames per minibatch = 8 chunks of 10 steps
     full.run()
     net = actor_net(full.actor).net
     assert net.recurrent and any(isinstance(m, LowRankLinear) and m.role == "gru_hh" for m in net.modules())

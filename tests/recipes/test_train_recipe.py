@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hydra.errors import ConfigCompositionException
 
+from components.schedule import plan_phases
 from components.trainer import as_train_config
 from recipes.train import compose, env_overrides
 
@@ -22,8 +23,20 @@ TINY = ["env.num_envs=8", "env.eval_num_envs=2", "env.max_steps=20", "env.option
 def test_default_config_is_the_two_phase_ps_lora_recipe():
     cfg = as_train_config(compose())
     assert cfg.env.name == "vmas/navigation" and cfg.strategy["name"] == "ps"
-    assert cfg.schedule.kind == "two_phase" and cfg.algorithm.name == "mappo"
-    assert 0 < cfg.schedule.switch_at < cfg.total_frames
+    assert cfg.schedule.name == "two_phase" and cfg.algorithm.name == "mappo"
+    plans = plan_phases(cfg)
+    assert [p.strategy["name"] for p in plans] == ["ps", "ps_lora"] and [p.label for p in plans] == ["pretrain", "finetune"]
+    assert plans[0].until == 60_000 < cfg.total_frames and plans[1].strategy["rank"] == 8
+
+
+def test_schedule_presets_and_shorthands_resolve_to_phase_lists():
+    three = plan_phases(as_train_config(compose(["schedule=three_phase", "schedule.switch_at=[1000,2000]"])))
+    assert [(p.strategy["name"], p.until) for p in three] == [("ps", 1000), ("seps", 2000), ("seps_lora", None)]
+    seps = plan_phases(as_train_config(compose(["strategy=seps", "strategy.n_clusters=2"])))
+    assert [p.strategy["name"] for p in seps] == ["seps", "seps_lora"] and seps[0].strategy["n_clusters"] == 2
+    chain = plan_phases(as_train_config(compose(["schedule.chain=[ps,prism]", "schedule.phases.1.lr=1e-4"])))
+    assert [p.strategy["name"] for p in chain] == ["ps", "prism"] and chain[1].lr == 1e-4
+    assert "rank" not in chain[1].strategy  # the preset's LoRA settings do not leak into Prism
 
 
 def test_groups_and_overrides_compose():
@@ -31,7 +44,7 @@ def test_groups_and_overrides_compose():
                                    "schedule=single", "seed=3"]))
     assert cfg.env.name == "vmas/balance" and cfg.env.options == {"n_agents": 4}
     assert cfg.strategy["name"] == "ps_lora" and cfg.strategy["rank"] == 4 and cfg.strategy["alpha"] == 8.0
-    assert cfg.algorithm.name == "ippo" and cfg.schedule.kind == "single" and cfg.seed == 3
+    assert cfg.algorithm.name == "ippo" and cfg.schedule.name == "single" and cfg.seed == 3
 
 
 def test_any_registered_env_name_works_without_a_preset():
@@ -64,10 +77,40 @@ def test_recipe_command_trains_end_to_end(tmp_path):
     assert "ps_lora" in proc.stdout and "eval return" in proc.stdout  # the summary table
 
 
-def test_recipe_rejects_bad_config_with_one_message(tmp_path):
+@pytest.mark.parametrize("bad,message", [
+    (["schedule=two_phase", "schedule.switch_at=99999999"], "until=99999999 must be a frame count in (0, total_frames=640)"),
+    (["strategy=seps", "strategy.clusters=[0,1,1]", "schedule=single"],
+     "seps: clusters has 3 labels but the network has n_agents=2"),
+    (["strategy=seps", "schedule=single"], "choosing K by the Davies-Bouldin score needs K in [2, N-1], empty for N=2"),
+    (["schedule.chain=[ps,nps,ps_lora]", "schedule.switch_at=[160,320]"],
+     "nps -> ps_lora is not a valid phase chain; after nps choose one of ['nps']"),
+])
+def test_recipe_rejects_bad_config_with_one_line_and_no_run_directory(tmp_path, bad, message):
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "recipes.train", *TINY, "schedule.switch_at=99999999",
-                           f"hydra.run.dir={tmp_path}", "logger=csv"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode != 0
-    assert "switch_at=99999999 must be in (0, total_frames=640)" in proc.stderr
+    tiny = [a for a in TINY if not a.startswith("schedule.")]
+    proc = subprocess.run([sys.executable, "-m", "recipes.train", *tiny, *bad, f"hydra.run.dir={tmp_path / 'run'}",
+                           "logger=csv"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("marlshare: invalid configuration: ") and message in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_three_phase_chain_with_fitted_clusters_runs_from_the_command_line(tmp_path):
+    """ps -> seps -> seps_lora with no clusters given: SePS fits them at its phase start."""
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
+    args = [a for a in TINY if not a.startswith(("schedule.", "env.options"))]
+    proc = subprocess.run([sys.executable, "-m", "recipes.train", *args, "env.options.n_agents=3",
+                           "schedule=three_phase", "schedule.switch_at=[160,320]",
+                           "schedule.phases.1.strategy.fit_frames=320", "schedule.phases.1.strategy.vae_epochs=2",
+                           f"run_dir={run_dir}", "logger=csv", "logger.progress=false"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [(p["strategy"], p["start_frame"]) for p in summary["phases"]] == [("ps", 0), ("seps", 160), ("seps_lora", 320)]
+    fit = summary["fits"]["phase1"]
+    assert len(fit["clusters"]) == 3 and fit["k"] == 2 and fit["fit_frames"] == 320
+    assert summary["strategies"][2]["clusters"] == fit["clusters"]  # SePS+LoRA took SePS's clusters, no refit
+    assert "finetune" not in summary["fits"]
+    assert f"clusters {fit['clusters']}" in proc.stdout  # the summary table reports the fit

@@ -1,0 +1,86 @@
+"""The cluster settings shared by SePS, SePS+LoRA and AdaPS: a mixin that declares the need for an
+agent -> cluster map and learns it from trajectories (:mod:`components.clustering`) when it is not
+given.
+
+Hyperparameters (one home, here):
+
+- ``clusters``: the agent -> cluster list; given by hand it overrides the fit;
+- ``n_clusters``: K for k-means; ``None`` chooses K in ``[2, N-1]`` by the Davies-Bouldin score;
+- ``fit_frames``: environment frames of the current policy collected for the fit (the policy of
+  the previous phase, or the initial shared policy in a single-phase run);
+- ``vae_epochs``: passes of the identity VAE over those transitions (the SePS default: 10).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from components.strategies.base import check_clusters
+
+
+@dataclass
+class Clustered:
+    needs_clusters: ClassVar[bool] = True
+
+    clusters: list[int] | None = None
+    n_clusters: int | None = None
+    fit_frames: int = 10_000
+    vae_epochs: int = 10
+
+    def validate(self):
+        super().validate()
+        if self.clusters is not None:
+            check_clusters(self.name, self.clusters)
+            self.clusters = list(self.clusters)
+        if self.n_clusters is not None and (isinstance(self.n_clusters, bool) or not isinstance(self.n_clusters, int)
+                                            or self.n_clusters < 1):
+            raise ValueError(f"{self.name}: n_clusters must be a positive integer or None (choose K by the "
+                             f"Davies-Bouldin score), got n_clusters={self.n_clusters!r}")
+        for key in ("fit_frames", "vae_epochs"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{self.name}: {key} must be a positive integer, got {key}={value!r}")
+
+    def check_agents(self, n_agents):
+        if self.clusters is None:
+            raise ValueError(f"{self.name} has no clusters yet: give clusters=[...] (one label per agent) or "
+                             f"train it in a schedule, where the trainer fits them from trajectories")
+        check_clusters(self.name, self.clusters, n_agents)
+        if self.n_clusters is not None and max(self.clusters) + 1 != self.n_clusters:
+            raise ValueError(f"{self.name}: clusters={self.clusters} has {max(self.clusters) + 1} clusters but "
+                             f"n_clusters={self.n_clusters}")
+
+    def check_config(self, n_agents: int) -> None:
+        """Raise ValueError before any training when the fit cannot work for ``n_agents`` agents."""
+        if self.clusters is not None:
+            check_clusters(self.name, self.clusters, n_agents)
+        elif self.n_clusters is None and n_agents < 3:
+            raise ValueError(f"{self.name}: choosing K by the Davies-Bouldin score needs K in [2, N-1], empty for "
+                             f"N={n_agents} agents; set {self.name}'s n_clusters (1 or 2) or clusters=[...]")
+        elif self.n_clusters is not None and self.n_clusters > n_agents:
+            raise ValueError(f"{self.name}: n_clusters={self.n_clusters} exceeds the {n_agents} agents")
+
+    def needs_fit(self) -> bool:
+        return self.clusters is None
+
+    def inherit(self, previous):
+        if self.clusters is None and getattr(previous, "clusters", None) is not None:
+            self.clusters = list(previous.clusters)
+
+    def initial_policy(self):
+        """SePS pretrains a shared policy; with no previous phase, the fit data come from a fresh one."""
+        from components.strategies import make_strategy
+
+        return make_strategy("ps", append_id=self.append_id)
+
+    def fit(self, data, seed: int = 0) -> dict:
+        from components.clustering import VAESettings, fit_clusters
+
+        result = fit_clusters(*data, k=self.n_clusters, settings=VAESettings(epochs=self.vae_epochs), seed=seed)
+        self.clusters = result.clusters
+        self._fit_result = result
+        return result.report()
+
+    def fitted_state(self) -> dict:
+        return {"clusters": self.clusters}
