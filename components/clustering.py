@@ -7,8 +7,14 @@
    dynamics and rewards given what they see and do) end up with nearby codes, because only the code
    can tell the decoder which agent it is predicting for.
 2. **k-means** (scikit-learn, k-means++, 10 restarts) on the encoder means ``mu(e_i)`` groups the
-   agents. With K not given, K is the value in ``[2, N-1]`` with the best (lowest) Davies-Bouldin
-   score.
+   agents. With K not given, K is the value in ``[2, N-1]`` with the best Davies-Bouldin score
+   (lowest; the SePS paper's choice and the default) or, with ``selection="silhouette"``, the best
+   (highest) silhouette score.
+
+Why a second criterion: with few agents, Davies-Bouldin favours splitting a group of alike agents
+into singletons, whose scatter is zero, so it tends to over-split (measured on the hidden-types test
+env: 3 true types of 2 agents each, K = 5 chosen, never mixing types; see docs/results.md). The
+silhouette of a singleton is 0, which counters that. Both are scikit-learn's.
 
 Loss: the squared error summed over the predicted features (``o'`` and ``r``), averaged over the
 minibatch, plus ``1e-4 x`` the KL divergence to a standard normal (summed over latent dimensions,
@@ -66,19 +72,20 @@ class IdentityVAE(nn.Module):
 
 @dataclass
 class ClusterFit:
-    """What a fit found: the labels, K, the Davies-Bouldin score of each K tried, the VAE's final
+    """What a fit found: the labels, K, the selection score of each K tried, the VAE's final
     epoch loss, the agents' latent means and each cluster's centre (mean of its agents' codes)."""
 
     clusters: list[int]
     k: int
-    davies_bouldin: dict[int, float]
+    scores: dict[int, float]  # the K-selection score of each K tried (empty when K was given)
     vae_loss: float
     latents: list[list[float]] = field(repr=False)
     centres: list[list[float]] = field(repr=False)
+    selection: str = "davies_bouldin"
 
     def report(self) -> dict:
-        return {"clusters": self.clusters, "k": self.k,
-                "davies_bouldin": {str(k): round(v, 4) for k, v in self.davies_bouldin.items()},
+        return {"clusters": self.clusters, "k": self.k, "selection": self.selection,
+                "scores": {str(k): round(v, 4) for k, v in self.scores.items()},
                 "vae_loss": round(self.vae_loss, 6)}
 
 
@@ -134,11 +141,18 @@ def canonical(labels) -> list[int]:
     return [order.setdefault(int(label), len(order)) for label in labels]
 
 
-def kmeans_clusters(latents: np.ndarray, k: int | None = None, seed: int = 0) -> tuple[list[int], int, dict[int, float]]:
-    """k-means (k-means++, 10 restarts) on ``latents [N, z]``; K given, or the best Davies-Bouldin K
-    in ``[2, N-1]``. Returns canonical labels, K and the scores of the K values tried."""
+SELECTIONS = ("davies_bouldin", "silhouette")
+
+
+def kmeans_clusters(latents: np.ndarray, k: int | None = None, seed: int = 0,
+                    selection: str = "davies_bouldin") -> tuple[list[int], int, dict[int, float]]:
+    """k-means (k-means++, 10 restarts) on ``latents [N, z]``; K given, or the K in ``[2, N-1]`` with
+    the best ``selection`` score. Returns canonical labels, K and the scores of the K values tried."""
     from sklearn.cluster import KMeans
-    from sklearn.metrics import davies_bouldin_score
+    from sklearn.metrics import davies_bouldin_score, silhouette_score
+
+    if selection not in SELECTIONS:
+        raise ValueError(f"K selection {selection!r} is not valid; choose one of {list(SELECTIONS)}")
 
     n = len(latents)
     if k is not None:
@@ -154,17 +168,18 @@ def kmeans_clusters(latents: np.ndarray, k: int | None = None, seed: int = 0) ->
         labels = KMeans(n_clusters=kk, init="k-means++", n_init=10, random_state=seed).fit_predict(latents)
         if len(set(labels)) < 2:  # identical codes: every K collapses to one cluster
             continue
-        scores[kk], fits[kk] = float(davies_bouldin_score(latents, labels)), labels
+        score = davies_bouldin_score if selection == "davies_bouldin" else silhouette_score
+        scores[kk], fits[kk] = float(score(latents, labels)), labels
     if not scores:
         return [0] * n, 1, {}
-    best = min(scores, key=scores.get)
+    best = (min if selection == "davies_bouldin" else max)(scores, key=scores.get)
     return canonical(fits[best]), best, scores
 
 
 def fit_clusters(obs, action, next_obs, reward, k: int | None = None, settings: VAESettings | None = None,
-                 seed: int = 0) -> ClusterFit:
+                 seed: int = 0, selection: str = "davies_bouldin") -> ClusterFit:
     """Identity VAE then k-means: the SePS clustering of ``N`` agents from ``[M, N, *]`` transitions."""
     latents, loss = train_identity_vae(obs, action, next_obs, reward, settings, seed)
-    labels, chosen, scores = kmeans_clusters(latents, k, seed)
+    labels, chosen, scores = kmeans_clusters(latents, k, seed, selection)
     centres = [latents[np.array(labels) == c].mean(axis=0).tolist() for c in range(chosen)]
-    return ClusterFit(labels, chosen, scores, loss, latents.tolist(), centres)
+    return ClusterFit(labels, chosen, scores, loss, latents.tolist(), centres, selection if k is None else "given")

@@ -74,8 +74,10 @@ class RunLogger:
         from torchrl.record.loggers import WandbLogger
 
         os.environ.setdefault("WANDB_SILENT", "true")
+        # extra keyword arguments go to wandb.init: a sweep puts its trials in one group, tagged by axis
         logger = WandbLogger(exp_name=exp_name, offline=mode == "offline", save_dir=str(self.run_dir),
-                             project=cfg.wandb_project, config=config_dict, log_env_packages=False)
+                             project=cfg.wandb_project, config=config_dict, log_env_packages=False,
+                             group=cfg.wandb_group, tags=list(cfg.wandb_tags) or None)
         return logger
 
     def _start(self, name, factory):

@@ -38,7 +38,7 @@ from components.config import ConfigError, as_train_config, config_to_dict, vali
 from components.evaluation import EPISODE_REWARD, evaluate, train_return
 from components.progress import Progress
 from components.schedule import Phase, auto_switch_for, plan_phases
-from components.strategies import make_strategy
+from components.strategies import strategy_from_config
 from components.tracking import RunLogger
 from components.transforms import count_parameters
 from envs import GROUP, env_info, make_env
@@ -48,11 +48,6 @@ __all__ = ["ConfigError", "Trainer", "TrainingDiverged", "as_train_config", "con
 
 class TrainingDiverged(RuntimeError):
     """Too many consecutive non-finite losses or gradients."""
-
-
-def _strategy(hp: dict):
-    hp = dict(hp)
-    return make_strategy(hp.pop("name"), **hp)
 
 
 class Trainer:
@@ -122,7 +117,7 @@ class Trainer:
         self._build_envs()
         for i, plan in enumerate(self.plans):  # checks that need the agent count, before any training
             try:
-                _strategy(plan.strategy).check_config(self.info.n_agents)
+                strategy_from_config(plan.strategy).check_config(self.info.n_agents)
             except ValueError as err:
                 raise ConfigError(f"schedule phase {i} ({plan.strategy['name']}): {err}") from None
         head = "linear" if self.info.discrete else "normal"
@@ -130,7 +125,7 @@ class Trainer:
         self.net_kwargs = dict(n_agents=self.info.n_agents, in_features=self.info.obs_dim,
                                out_features=self.info.action_dim, hidden=tuple(a.actor_hidden), head=head,
                                log_std=a.log_std, log_std_init=a.log_std_init, activation=a.activation, **extra)
-        self.strategies = [_strategy(self.plans[0].strategy)]
+        self.strategies = [strategy_from_config(self.plans[0].strategy)]
         self.phase_index, self.entered = 0, False
         self.phases = [Phase(self.plans[0].label, self.plans[0].strategy["name"])]
         self.fits: dict[str, dict] = {}
@@ -193,7 +188,7 @@ class Trainer:
             self.phases[self.phase_index].end_frame = self.frames
             self.phase_index = index
             self.phases.append(Phase(self.plan.label, self.plan.strategy["name"], start_frame=self.frames))
-            self.strategies.append(_strategy(self.plan.strategy))
+            self.strategies.append(strategy_from_config(self.plan.strategy))
             self.switch_reason = reason
             self.strategy.inherit(previous)
         strategy = self.strategy
@@ -227,25 +222,14 @@ class Trainer:
         self.optimiser = torch.optim.Adam([{"params": actor_params, "lr": pick(plan.lr, a.lr)},
                                            {"params": critic_params, "lr": pick(plan.critic_lr, a.lr)}], eps=a.adam_eps)
 
-    def _phase_ends(self, evaluated_return: float | None) -> str | None:
-        """Why the current phase ends after this iteration, or None."""
-        plan = self.plan
-        if self.phase_index == len(self.plans) - 1 or self.frames >= self.cfg.total_frames:
-            return None
-        if self.auto_switch is not None:
-            if evaluated_return is not None and self.auto_switch.update(self.frames, evaluated_return):
-                return f"auto rule: {self.auto_switch.reason}"
-            return None
-        return f"until={plan.until}" if self.frames >= plan.until else None
-
     # --- checkpoints -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         holder = actor_net(self.actor)
         return {
             "version": 2, "iteration": self.iteration, "frames": self.frames, "wall_time": self.wall_time,
             "phase_index": self.phase_index, "phases": [dataclasses.asdict(p) for p in self.phases],
-            # each entered phase's strategy with what its fit learnt: a resumed run does not refit
-            "strategies": [{**s.hyperparameters(), **s.fitted_state(), "name": s.name} for s in self.strategies],
+            # each entered phase's strategy, fitted fields (clusters, centres) included: a resume does not refit
+            "strategies": [{**s.hyperparameters(), "name": s.name} for s in self.strategies],
             "fits": self.fits, "actor": holder.net.state_dict(),
             "trainable": {n: p.requires_grad for n, p in holder.net.named_parameters()},
             "critic": self.critic.state_dict(), "optimiser": self.optimiser.state_dict(),
@@ -265,7 +249,7 @@ class Trainer:
     def _restore(self, state) -> torch.nn.Module:
         """Rebuild the network of the checkpoint's phase by replaying the chain (no fit: the fitted
         hyperparameters are saved), then load every value."""
-        self.strategies = [_strategy(hp) for hp in state["strategies"]]
+        self.strategies = [strategy_from_config(hp) for hp in state["strategies"]]
         net = self.strategies[0].make_network(**self.net_kwargs)
         for previous, strategy in zip(self.strategies, self.strategies[1:]):
             net = strategy.adopt(previous, net)
@@ -370,16 +354,17 @@ class Trainer:
         self.evals.append({"frames": self.frames, "eval_return": ret, "win_rate": win, "phase": self.plan.label})
 
     def _evaluate_and_maybe_end_phase(self, row: dict) -> str | None:
+        """Evaluate when due (always at a phase's end frame); returns why the phase ends now, or None."""
         cfg, plan = self.cfg, self.plan
-        step = cfg.algorithm.frames_per_batch
-        due = (plan.until is not None and self.frames >= plan.until and self.phase_index < len(self.plans) - 1)
-        evaluated = None
-        if self._crossed(cfg.eval_every, step) or self.frames >= cfg.total_frames or due:
+        last = self.phase_index == len(self.plans) - 1 or self.frames >= cfg.total_frames
+        due = not last and self.frames >= plan.until
+        if self._crossed(cfg.eval_every, cfg.algorithm.frames_per_batch) or self.frames >= cfg.total_frames or due:
             ret, win = self.evaluate()
             self._record_eval(ret, win)
             row.update(eval_return=ret, win_rate=win)
-            evaluated = ret
-        return self._phase_ends(evaluated)
+            if not last and self.auto_switch is not None and self.auto_switch.update(self.frames, ret):
+                return f"auto rule: {self.auto_switch.reason}"
+        return None if last or self.auto_switch is not None or not due else f"until={plan.until}"
 
     def summary(self) -> dict:
         cfg = self.cfg
@@ -392,7 +377,7 @@ class Trainer:
             "algorithm": cfg.algorithm.name, "schedule": cfg.schedule.name, "seed": cfg.seed, "frames": self.frames,
             "iterations": self.iteration, "wall_time_s": round(self.wall_time, 2),
             "phases": [dataclasses.asdict(p) for p in self.phases],
-            "strategies": [{**s.hyperparameters(), **s.fitted_state(), "name": s.name} for s in self.strategies],
+            "strategies": [{**s.hyperparameters(), "name": s.name} for s in self.strategies],
             "fits": self.fits, "switch_reason": self.switch_reason,
             "initial_eval_return": self.evals[0]["eval_return"] if self.evals else None,
             "eval_return_at_switch": switch["eval_return"] if switch else None,

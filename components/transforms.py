@@ -17,9 +17,8 @@ import copy
 import torch
 from torch import nn
 
-from components.layers import (
-    AGENT, CLUSTER, AgentLinear, AgentVector, DeltaVector, LowRankLinear, StackedLinear, StackedVector,
-)
+from components.layers import AGENT, CLUSTER, AgentLinear, LowRankLinear, StackedLinear
+from components.vectors import AgentVector, DeltaVector, StackedVector
 from components.networks import ROLES
 
 #: what ``to_lora(layers=...)`` can adapt: the layer roles of the networks, plus the log-std vector

@@ -124,7 +124,7 @@ def print_summary(summary: dict) -> None:
         facts = []
         if "clusters" in fit:
             facts.append(f"clusters {fit['clusters']} (K={fit['k']}")
-            facts[-1] += (f", Davies-Bouldin {fit['davies_bouldin']})" if fit.get("davies_bouldin") else ")")
+            facts[-1] += (f", {fit['selection']} {fit['scores']})" if fit.get("scores") else ")")
             facts.append(f"VAE loss {fit['vae_loss']:.4g} on {fit['fit_frames']:,} frames")
         if "keep_fractions" in fit:
             facts.append("units kept per cluster " + "; ".join(f"{k}: {v}" for k, v in fit["keep_fractions"].items()))

@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+from components.strategies import STRATEGIES
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -12,6 +14,6 @@ def test_readme_swap_strategies_example_runs(capsys):
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     exec(compile(code, "README.md", "exec"), {})
     out = capsys.readouterr().out
-    for name in ("ps", "nps", "seps", "mtl", "ps_lora", "seps_lora", "adaps", "prism"):
+    for name in STRATEGIES:
         assert f"{name} " in out
-    assert out.count("(32, 4, 6)") == 8
+    assert out.count("(32, 4, 6)") == len(STRATEGIES)

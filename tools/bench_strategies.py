@@ -71,7 +71,6 @@ from components.strategies import STRATEGIES, make_strategy
 from components.transforms import merge_adapters
 
 IN_FEATURES, OUT_FEATURES = 32, 8
-CLUSTERED = ("seps", "seps_lora", "adaps")
 MODES = ("fwd+bwd", "fwd")
 
 
@@ -82,7 +81,7 @@ def clusters_for(n_agents: int) -> list[int]:
 
 
 def build_network(name: str, n_agents: int, hidden: int, seed: int = 0) -> nn.Module:
-    hp = {"clusters": clusters_for(n_agents)} if name in CLUSTERED else {}
+    hp = {"clusters": clusters_for(n_agents)} if STRATEGIES[name].needs_clusters else {}
     torch.manual_seed(seed)
     net = make_strategy(name, **hp).make_network(
         n_agents=n_agents, in_features=IN_FEATURES, out_features=OUT_FEATURES, hidden=(hidden, hidden))

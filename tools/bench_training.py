@@ -100,6 +100,7 @@ BENCHMARL = {"frames_per_batch": 6000, "epochs": 45, "minibatch_size": 400, "lr"
              "gamma": 0.99, "lmbda": 0.9, "actor_hidden": [256, 256], "critic_hidden": [256, 256],
              "num_envs": 60, "max_steps": 100, "n_agents": N_AGENTS}
 # --quick: tiny networks and batches, only to check that the script runs end to end.
+CONF_DIR = Path(__file__).resolve().parents[1] / "recipes" / "conf"
 QUICK = ["env.num_envs=4", "env.eval_num_envs=2", "algorithm.frames_per_batch=400", "algorithm.epochs=2",
          "algorithm.minibatch_size=100", "algorithm.actor_hidden=[32,32]", "algorithm.critic_hidden=[32,32]"]
 
@@ -107,18 +108,24 @@ QUICK = ["env.num_envs=4", "env.eval_num_envs=2", "algorithm.frames_per_batch=40
 # --- the marlshare side ------------------------------------------------------------------------------
 
 def compose_config(seed: int, iterations: int, threads: int, run_dir: str, quick: bool):
-    """The recipe's config for MAPPO-PS at BenchMARL's setting, two-phase with the switch one frame
-    after the warm-up and measured PS iterations, evaluation and periodic checkpoints out of the way."""
-    from recipes.train import compose
+    """The recipe's config for MAPPO-PS at BenchMARL's setting (the ``benchmarl`` algorithm preset file,
+    read as data: tools do not import the recipes), two-phase with the switch one frame after the
+    warm-up and measured PS iterations, evaluation and periodic checkpoints out of the way."""
+    from omegaconf import OmegaConf
 
-    overrides = [f"env={ENV}", f"env.options.n_agents={N_AGENTS}", "env.max_steps=100", "strategy=ps",
-                 "algorithm=benchmarl", "schedule=two_phase", f"schedule.rank={LORA_RANK}",
+    from components.config import PhaseConfig, ScheduleConfig, TrainConfig
+
+    cfg = OmegaConf.structured(TrainConfig)
+    preset = OmegaConf.load(CONF_DIR / "algorithm" / "benchmarl.yaml")
+    preset.pop("defaults", None)
+    cfg.algorithm = OmegaConf.merge(cfg.algorithm, preset)
+    overrides = [f"env.name={ENV}", f"env.options.n_agents={N_AGENTS}", "env.max_steps=100",
                  "logger.csv=false", "logger.wandb=false", "logger.tensorboard=false", "logger.progress=false",
                  "checkpoint_every=0", f"threads={threads}", f"seed={seed}", f"run_dir={run_dir}"]
-    overrides += QUICK if quick else []
-    cfg = compose(overrides)
+    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides + (QUICK if quick else [])))
     fpb = cfg.algorithm.frames_per_batch
-    cfg.schedule.switch_at = (1 + iterations) * fpb + 1
+    cfg.schedule = OmegaConf.structured(ScheduleConfig(name="two_phase", phases=[
+        PhaseConfig(until=(1 + iterations) * fpb + 1), PhaseConfig(strategy={"name": "ps_lora", "rank": LORA_RANK})]))
     cfg.total_frames = 10**12  # never reached: no final evaluation or checkpoint inside the timing
     cfg.eval_every = 10**12  # no periodic evaluation (only the initial one, in the warm-up)
     return cfg

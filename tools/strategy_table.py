@@ -1,7 +1,7 @@
 """Parameter table of every strategy: ``python -m tools.strategy_table --agents 8 --obs 18 --actions 2``.
 
 For one network shape, prints total / shared / per-cluster / per-agent / trainable parameters of
-each strategy (SePS, SePS+LoRA and AdaPS with ``--clusters`` clusters assigned round-robin).
+each strategy (those that declare ``needs_clusters`` get ``--clusters`` clusters assigned round-robin).
 """
 
 from __future__ import annotations
@@ -11,13 +11,10 @@ import argparse
 from components.strategies import STRATEGIES, make_strategy
 from components.transforms import count_parameters
 
-NEEDS_CLUSTERS = ("seps", "seps_lora", "adaps")
-
-
 def table(n_agents=8, obs=18, actions=2, hidden=(64, 64), clusters=2, recurrent=False) -> list[dict]:
     rows = []
     for name, cls in STRATEGIES.items():
-        hp = {"clusters": [i % clusters for i in range(n_agents)]} if name in NEEDS_CLUSTERS else {}
+        hp = {"clusters": [i % clusters for i in range(n_agents)]} if cls.needs_clusters else {}
         net = make_strategy(name, **hp).make_network(n_agents, obs, actions, hidden=hidden, head="normal",
                                                      recurrent=recurrent)
         rows.append({"strategy": name, **count_parameters(net), "agent_specific": cls.agent_specific})
@@ -33,6 +30,8 @@ def main(argv=None):
     parser.add_argument("--clusters", type=int, default=2)
     parser.add_argument("--recurrent", action="store_true")
     args = parser.parse_args(argv)
+    if args.agents < 1 or not 1 <= args.clusters <= args.agents:
+        parser.error(f"--clusters={args.clusters} must be in [1, --agents={args.agents}] (and --agents >= 1)")
     from rich.console import Console
     from rich.table import Table
 

@@ -35,6 +35,12 @@ STRATEGIES: dict[str, type[Strategy]] = {
 }
 
 
+def strategy_from_config(config: dict) -> Strategy:
+    """``make_strategy`` from a config dict ``{"name": ..., **hyperparameters}``."""
+    hp = dict(config)
+    return make_strategy(hp.pop("name", None), **hp)
+
+
 def successors(name: str) -> list[str]:
     """The strategies a phase of ``name`` can hand over to (those that declare it a predecessor, and
     ``name`` itself: continuing the same strategy with other settings)."""
@@ -53,4 +59,4 @@ def make_strategy(name: str, **hyperparameters) -> Strategy:
     return cls(**hyperparameters)
 
 
-__all__ = ["STRATEGIES", "Strategy", "make_strategy", "successors"] + [cls.__name__ for cls in STRATEGIES.values()]
+__all__ = ["STRATEGIES", "Strategy", "make_strategy", "strategy_from_config", "successors"] + [cls.__name__ for cls in STRATEGIES.values()]

@@ -68,9 +68,6 @@ class AdaPS(Clustered, Strategy):
         self.latent_size = len(self.centres[0])
         return report
 
-    def fitted_state(self) -> dict:
-        return {"clusters": self.clusters, "centres": self.centres, "latent_size": self.latent_size}
-
     def report(self, net):
         return {"keep_fractions": {name: [round(f, 4) for f in fractions]
                                    for name, fractions in keep_fractions(net).items()}}

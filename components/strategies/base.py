@@ -27,7 +27,8 @@ from typing import ClassVar, Sequence
 import torch
 from torch import nn
 
-from components.layers import AgentLinear, AgentVector, SharedLinear, SharedVector
+from components.layers import AgentLinear, SharedLinear
+from components.vectors import AgentVector, SharedVector
 from components.networks import AgentGRUActor, AgentMLP
 
 
@@ -88,8 +89,9 @@ class Strategy:
         return False
 
     def fit(self, data, seed: int = 0) -> dict:
-        """Learn from per-agent transitions ``(obs, action, next_obs, reward)``, each ``[M, N, *]``;
-        returns a report for the logs and the summary."""
+        """Learn from per-agent transitions ``(obs, action, next_obs, reward)``, each ``[M, N, *]``, by
+        setting hyperparameter fields (so checkpoints keep what was learnt); returns a report for the
+        logs and the summary."""
         return {}
 
     def inherit(self, previous: "Strategy") -> None:
@@ -104,9 +106,6 @@ class Strategy:
         """Facts about a built network for the logs and the summary (e.g. AdaPS's kept fractions)."""
         return {}
 
-    def fitted_state(self) -> dict:
-        """Hyperparameters a fit set (saved in checkpoints so that a resumed run does not refit)."""
-        return {}
 
     def adopt(self, previous: "Strategy", net: nn.Module) -> nn.Module:
         """This phase's network, started from ``net`` trained under ``previous``.
@@ -170,8 +169,6 @@ class Strategy:
 def load_shared_network(source: nn.Module, target: nn.Module) -> None:
     """Copy every shared layer and vector of ``source`` into the matching one of ``target`` (same
     architecture, layers in the same order) with ``load_shared``."""
-    from components.layers import SharedLinear, SharedVector
-
     pairs = list(zip(_agent_modules(source), _agent_modules(target), strict=True))
     for src, dst in pairs:
         if isinstance(src, SharedLinear):

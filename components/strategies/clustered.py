@@ -5,7 +5,9 @@ given.
 Hyperparameters (one home, here):
 
 - ``clusters``: the agent -> cluster list; given by hand it overrides the fit;
-- ``n_clusters``: K for k-means; ``None`` chooses K in ``[2, N-1]`` by the Davies-Bouldin score;
+- ``n_clusters``: K for k-means; ``None`` chooses K in ``[2, N-1]`` by ``k_selection``:
+  ``davies_bouldin`` (the SePS paper's, default) or ``silhouette`` (less prone to over-splitting
+  with few agents; see :mod:`components.clustering`);
 - ``fit_frames``: environment frames of the current policy collected for the fit (the policy of
   the previous phase, or the initial shared policy in a single-phase run);
 - ``vae_epochs``: passes of the identity VAE over those transitions (the SePS default: 10).
@@ -25,6 +27,7 @@ class Clustered:
 
     clusters: list[int] | None = None
     n_clusters: int | None = None
+    k_selection: str = "davies_bouldin"
     fit_frames: int = 10_000
     vae_epochs: int = 10
 
@@ -37,6 +40,11 @@ class Clustered:
                                             or self.n_clusters < 1):
             raise ValueError(f"{self.name}: n_clusters must be a positive integer or None (choose K by the "
                              f"Davies-Bouldin score), got n_clusters={self.n_clusters!r}")
+        from components.clustering import SELECTIONS
+
+        if self.k_selection not in SELECTIONS:
+            raise ValueError(f"{self.name}: k_selection must be one of {list(SELECTIONS)}, "
+                             f"got k_selection={self.k_selection!r}")
         for key in ("fit_frames", "vae_epochs"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -56,7 +64,7 @@ class Clustered:
         if self.clusters is not None:
             check_clusters(self.name, self.clusters, n_agents)
         elif self.n_clusters is None and n_agents < 3:
-            raise ValueError(f"{self.name}: choosing K by the Davies-Bouldin score needs K in [2, N-1], empty for "
+            raise ValueError(f"{self.name}: choosing K by a score needs K in [2, N-1], empty for "
                              f"N={n_agents} agents; set {self.name}'s n_clusters (1 or 2) or clusters=[...]")
         elif self.n_clusters is not None and self.n_clusters > n_agents:
             raise ValueError(f"{self.name}: n_clusters={self.n_clusters} exceeds the {n_agents} agents")
@@ -77,10 +85,9 @@ class Clustered:
     def fit(self, data, seed: int = 0) -> dict:
         from components.clustering import VAESettings, fit_clusters
 
-        result = fit_clusters(*data, k=self.n_clusters, settings=VAESettings(epochs=self.vae_epochs), seed=seed)
+        result = fit_clusters(*data, k=self.n_clusters, settings=VAESettings(epochs=self.vae_epochs), seed=seed,
+                              selection=self.k_selection)
         self.clusters = result.clusters
         self._fit_result = result
         return result.report()
 
-    def fitted_state(self) -> dict:
-        return {"clusters": self.clusters}

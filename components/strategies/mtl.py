@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.layers import SharedLinear, StackedLinear, StackedVector
+from components.layers import SharedLinear, StackedLinear
+from components.vectors import StackedVector
 from components.strategies.base import Strategy
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.layers import StackedLinear, StackedVector
+from components.layers import StackedLinear
+from components.vectors import StackedVector
 from components.strategies.base import Strategy
 
 

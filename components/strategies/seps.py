@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.layers import IndexedLinear, IndexedVector
+from components.layers import IndexedLinear
+from components.vectors import IndexedVector
 from components.strategies.base import Strategy, _agent_modules
 from components.strategies.clustered import Clustered
 

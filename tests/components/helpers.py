@@ -2,15 +2,23 @@
 
 import torch
 
-from components.layers import AgentLinear, AgentVector
-from components.strategies import make_strategy
+from components.layers import AgentLinear
+from components.vectors import AgentVector
+from components.strategies import STRATEGIES, make_strategy
 
-CLUSTERED = {"seps", "seps_lora", "adaps"}
+
+def needs_clusters(name: str) -> bool:
+    return STRATEGIES[name].needs_clusters
+
+
+def is_adapter(name: str) -> bool:
+    """Strategies that train adapters over a frozen backbone (they declare the backbone)."""
+    return hasattr(STRATEGIES[name], "backbone")
 
 
 def strategy_for(name: str, n_agents: int, **hp):
     """The strategy ``name`` with a valid cluster assignment for ``n_agents`` where it needs one."""
-    if name in CLUSTERED and "clusters" not in hp:
+    if needs_clusters(name) and "clusters" not in hp:
         k = max(1, n_agents // 2)
         hp["clusters"] = [i % k for i in range(n_agents)]
     return make_strategy(name, **hp)

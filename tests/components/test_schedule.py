@@ -51,9 +51,10 @@ def test_state_round_trips():
     rule = AutoSwitch()
     for f, r in zip(FRAMES[:10], sigmoid()[:10]):
         rule.update(int(f), float(r))
+    rule._streak = 1  # part-way through the rule's patience
     other = AutoSwitch()
     other.load_state_dict(rule.state_dict())
-    assert other.history == rule.history
+    assert other.history == rule.history and other._streak == 1
 
 
 def test_bad_settings_are_rejected():

@@ -6,7 +6,7 @@ import torch
 from components.layers import SpectralLinear
 from components.strategies import STRATEGIES, make_strategy
 from components.transforms import count_parameters, to_lora
-from tests.components.helpers import agent_layers, first, strategy_for
+from tests.components.helpers import agent_layers, first, is_adapter, strategy_for
 
 ALL = list(STRATEGIES)
 SHAPES = [(), (6,), (2, 3)]
@@ -39,19 +39,15 @@ def test_backward_reaches_exactly_the_trainable_parameters(name, recurrent):
     net = build(name, recurrent=recurrent, head="normal")
     x = torch.randn(8, 4, 10)
     out = net(x, torch.randn(8, 4, net.hidden_size)) if recurrent else net(x)  # h != 0 reaches gru_hh
-    loss = sum(o.sum() for o in out) + make_strategy(name, **_hp(name)).aux_loss(net)
+    loss = sum(o.sum() for o in out) + strategy_for(name, 4).aux_loss(net)
     loss.backward()
     trainable = {n for n, p in net.named_parameters() if p.requires_grad}
     reached = {n for n, p in net.named_parameters() if p.grad is not None}
     assert trainable and reached == trainable
-    if name in ("ps_lora", "seps_lora"):
+    if is_adapter(name):
         assert all("lora_" in n or "delta" in n for n in trainable), trainable
-    if name not in ("ps_lora", "seps_lora"):  # adapters with B = 0 legitimately give A a zero gradient
+    else:  # adapters with B = 0 legitimately give A a zero gradient
         assert all(p.grad.abs().sum() > 0 for n, p in net.named_parameters() if p.requires_grad and "mask" not in n)
-
-
-def _hp(name):
-    return {"clusters": [0, 1, 0, 1]} if name in ("seps", "seps_lora", "adaps") else {}
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -60,7 +56,7 @@ def _hp(name):
 def test_agent_isolation(name, recurrent, n):
     """Changing agent i's observation changes only agent i's output (decentralised actors)."""
     net = build(name, n=n, recurrent=recurrent)
-    if name in ("ps_lora", "seps_lora"):  # make the adapters non-zero so they are exercised
+    if is_adapter(name):  # make the adapters non-zero so they are exercised
         for p in net.parameters():
             if p.requires_grad:
                 torch.nn.init.normal_(p, std=0.1)

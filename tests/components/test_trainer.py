@@ -253,3 +253,52 @@ def test_evaluation_does_not_disturb_training(tmp_path):
     assert strip(rows(tmp_path / "often")) == strip(rows(tmp_path / "rarely"))
     assert_same_params(params(often), params(rarely))
     assert sum(r["eval_return"] != "" for r in rows(tmp_path / "often")) == 4
+
+
+def test_each_phase_trains_with_its_own_learning_rates_clip_and_entropy(tmp_path):
+    schedule = ScheduleConfig(phases=[PhaseConfig(until=2 * ITER),
+                                      PhaseConfig(strategy={"rank": 2}, lr=1e-3, critic_lr=5e-5, clip_epsilon=0.05,
+                                                  entropy_coeff=0.01)])
+    trainer = Trainer(tiny(schedule=schedule, **{"algorithm.lr": 3e-4}), run_dir=tmp_path)
+    assert [g["lr"] for g in trainer.optimiser.param_groups] == [3e-4, 3e-4]
+    assert trainer.loss.clip_epsilon.item() == pytest.approx(0.2)
+    trainer.run(max_iterations=2)  # the switch to the fine-tuning phase happens here
+    assert trainer.phase_index == 1
+    assert [g["lr"] for g in trainer.optimiser.param_groups] == [1e-3, 5e-5]
+    assert trainer.loss.clip_epsilon.item() == pytest.approx(0.05)
+    assert trainer.loss.entropy_coeff.item() == pytest.approx(0.01)
+    actor = {id(p) for p in actor_net(trainer.actor).net.parameters() if p.requires_grad}
+    assert {id(p) for p in trainer.optimiser.param_groups[0]["params"]} == actor  # the adapters, at lr 1e-3
+    before = {k: v.clone() for k, v in params(trainer).items() if k.startswith("actor.") and "lora_A" in k}
+    trainer.run(max_iterations=1)
+    moved = max((params(trainer)[k] - v).abs().max().item() for k, v in before.items())
+    assert 0 < moved <= 1e-3 * 2 * 1.01  # Adam moves each weight by at most ~lr per step (2 steps)
+
+
+@pytest.mark.parametrize("sharing,stacked", [("shared", False), ("nps", True)])
+def test_critic_sharing_gives_a_shared_or_per_agent_critic(tmp_path, sharing, stacked):
+    from components.layers import StackedLinear
+
+    trainer = Trainer(tiny(**{"algorithm.critic_sharing": sharing}), run_dir=tmp_path)
+    layers = [m for m in trainer.critic.modules() if hasattr(m, "param_sharing") and hasattr(m, "weight")]
+    assert layers and all(isinstance(m, StackedLinear) == stacked for m in layers)
+    if stacked:  # each agent's value head is its own: changing agent 0's weights moves only agent 0's value
+        td = trainer.env.reset()
+        with torch.no_grad():
+            v0 = trainer.critic(td.clone())["agents", "state_value"]
+            layers[-1].bias[0] += 1.0
+            v1 = trainer.critic(td.clone())["agents", "state_value"]
+        assert torch.allclose(v1[..., 0, :] - v0[..., 0, :], torch.ones(1)) and torch.equal(v1[..., 1, :], v0[..., 1, :])
+
+
+def test_resume_restores_the_automatic_rule_with_its_streak(tmp_path):
+    schedule = ScheduleConfig(name="two_phase_auto", phases=[PhaseConfig(until=3 * ITER, auto=True),
+                                                             PhaseConfig(strategy={"rank": 2})])
+    trainer = Trainer(tiny(schedule=schedule), run_dir=tmp_path)
+    trainer.run(max_iterations=1)
+    trainer.auto_switch._streak = 1  # one evaluation into the rule's patience
+    trainer.auto_switch.history.append((12345, 0.5))
+    trainer.save_checkpoint("last")
+    resumed = Trainer(tiny(resume=str(tmp_path)))
+    assert resumed.auto_switch is not None and resumed.auto_switch._streak == 1
+    assert resumed.auto_switch.history == trainer.auto_switch.history and resumed.auto_switch.max_frames == 3 * ITER

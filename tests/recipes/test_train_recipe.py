@@ -81,7 +81,7 @@ def test_recipe_command_trains_end_to_end(tmp_path):
     (["schedule=two_phase", "schedule.switch_at=99999999"], "until=99999999 must be a frame count in (0, total_frames=640)"),
     (["strategy=seps", "strategy.clusters=[0,1,1]", "schedule=single"],
      "seps: clusters has 3 labels but the network has n_agents=2"),
-    (["strategy=seps", "schedule=single"], "choosing K by the Davies-Bouldin score needs K in [2, N-1], empty for N=2"),
+    (["strategy=seps", "schedule=single"], "choosing K by a score needs K in [2, N-1], empty for N=2"),
     (["schedule.chain=[ps,nps,ps_lora]", "schedule.switch_at=[160,320]"],
      "nps -> ps_lora is not a valid phase chain; after nps choose one of ['nps']"),
 ])
