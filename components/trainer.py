@@ -37,6 +37,7 @@ from components.clustering import agent_transitions
 from components.config import ConfigError, as_train_config, config_to_dict, validate_config
 from components.evaluation import EPISODE_REWARD, evaluate, train_return
 from components.progress import Progress
+from components.runs import load_network, network_kwargs
 from components.schedule import Phase, auto_switch_for, plan_phases
 from components.strategies import strategy_from_config
 from components.tracking import RunLogger
@@ -120,11 +121,7 @@ class Trainer:
                 strategy_from_config(plan.strategy).check_config(self.info.n_agents)
             except ValueError as err:
                 raise ConfigError(f"schedule phase {i} ({plan.strategy['name']}): {err}") from None
-        head = "linear" if self.info.discrete else "normal"
-        extra = dict(recurrent=True, gru_hidden=a.gru_hidden) if a.recurrent else {}
-        self.net_kwargs = dict(n_agents=self.info.n_agents, in_features=self.info.obs_dim,
-                               out_features=self.info.action_dim, hidden=tuple(a.actor_hidden), head=head,
-                               log_std=a.log_std, log_std_init=a.log_std_init, activation=a.activation, **extra)
+        self.net_kwargs = network_kwargs(cfg, self.info)
         self.strategies = [strategy_from_config(self.plans[0].strategy)]
         self.phase_index, self.entered = 0, False
         self.phases = [Phase(self.plans[0].label, self.plans[0].strategy["name"])]
@@ -249,13 +246,7 @@ class Trainer:
     def _restore(self, state) -> torch.nn.Module:
         """Rebuild the network of the checkpoint's phase by replaying the chain (no fit: the fitted
         hyperparameters are saved), then load every value."""
-        self.strategies = [strategy_from_config(hp) for hp in state["strategies"]]
-        net = self.strategies[0].make_network(**self.net_kwargs)
-        for previous, strategy in zip(self.strategies, self.strategies[1:]):
-            net = strategy.adopt(previous, net)
-        net.load_state_dict(state["actor"])
-        for n, p in net.named_parameters():
-            p.requires_grad_(state["trainable"][n])
+        net, self.strategies = load_network(state, self.net_kwargs)
         self.phase_index = state["phase_index"]
         self.phases = [Phase(**p) for p in state["phases"]]
         self.frames, self.iteration, self.wall_time = state["frames"], state["iteration"], state["wall_time"]

@@ -302,3 +302,19 @@ def test_resume_restores_the_automatic_rule_with_its_streak(tmp_path):
     resumed = Trainer(tiny(resume=str(tmp_path)))
     assert resumed.auto_switch is not None and resumed.auto_switch._streak == 1
     assert resumed.auto_switch.history == trainer.auto_switch.history and resumed.auto_switch.max_frames == 3 * ITER
+
+
+def test_load_run_rebuilds_any_checkpoints_actor(tmp_path):
+    from components.runs import load_run
+
+    trainer = Trainer(tiny(**TWO_PHASE), run_dir=tmp_path)
+    trainer.run()
+    obs = torch.randn(3, 2, trainer.info.obs_dim)
+    final = load_run(tmp_path)
+    assert final.strategy.name == "ps_lora" and [s.name for s in final.strategies] == ["ps", "ps_lora"]
+    for a, b in zip(final.net(obs), actor_net(trainer.actor).net(obs)):
+        assert torch.equal(a, b)
+    switch = load_run(tmp_path, "phase_switch")
+    assert switch.state["frames"] == 2 * ITER and switch.strategy.name == "ps_lora"
+    with pytest.raises(FileNotFoundError, match=r"this run has \['last', 'phase_switch'\]"):
+        load_run(tmp_path, "nope")
