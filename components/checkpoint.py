@@ -1,8 +1,10 @@
-"""Atomic checkpoints and RNG state capture.
+"""Atomic, rotating, verified checkpoints and RNG state capture.
 
 A checkpoint is written to a temporary file in the same directory, flushed to disk and then renamed
 over the old one (``os.replace`` is atomic on POSIX), so an interrupted write leaves the previous
-checkpoint intact and loadable.
+checkpoint intact and loadable. :func:`save_rotating` keeps the last ``keep`` checkpoints
+(``last.pt``, ``last.1.pt``, ...); :func:`load_latest` loads the newest one that verifies and says
+which damaged files it skipped; :func:`remove_stale_temporaries` clears what interrupted writes left.
 """
 
 from __future__ import annotations
@@ -37,6 +39,70 @@ def save_atomic(obj, path: str | os.PathLike) -> Path:
 
 def load(path: str | os.PathLike) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False)
+
+
+class CheckpointError(RuntimeError):
+    """No checkpoint of a run could be loaded."""
+
+
+REQUIRED = ("version", "frames", "actor", "critic", "optimiser", "rng")
+
+
+def verified(path: Path) -> dict:
+    """Load ``path`` and check it is a complete trainer checkpoint; raises ValueError naming the file."""
+    try:
+        state = load(path)
+    except Exception as err:  # truncated, empty, garbage: torch/pickle/zip errors of many kinds
+        raise ValueError(f"{path} is damaged ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})")
+    missing = [k for k in REQUIRED if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise ValueError(f"{path} is not a complete checkpoint (missing {missing})")
+    return state
+
+
+def rotation(directory: Path, keep: int) -> list[Path]:
+    """``last.pt`` then ``last.1.pt`` .. ``last.{keep-1}.pt``: newest first."""
+    return [directory / "last.pt"] + [directory / f"last.{i}.pt" for i in range(1, max(1, keep))]
+
+
+def save_rotating(obj, directory: str | os.PathLike, keep: int = 2) -> Path:
+    """Write ``directory/last.pt`` atomically, keeping the previous ``keep - 1`` as ``last.1.pt`` ..."""
+    directory = Path(directory)
+    slots = rotation(directory, keep)
+    tmp = save_atomic(obj, directory / ".last.pt.new.tmp")  # complete on disk before anything moves
+    for newer, older in zip(reversed(slots[:-1]), reversed(slots[1:])):
+        if newer.exists():
+            os.replace(newer, older)
+    os.replace(tmp, slots[0])
+    for extra in directory.glob("last.*.pt"):
+        if extra not in slots:
+            extra.unlink()
+    return slots[0]
+
+
+def load_latest(directory: str | os.PathLike) -> tuple[dict, Path, list[str]]:
+    """The newest checkpoint in ``directory`` that verifies: ``(state, path, problems)`` where
+    ``problems`` names each newer file that was damaged and skipped."""
+    directory = Path(directory)
+    rotated = sorted(directory.glob("last.*.pt"), key=lambda p: int(p.stem.split(".")[1]) if p.stem.split(".")[1].isdigit() else 10**9)
+    problems = []
+    for path in [directory / "last.pt", *rotated]:
+        if not path.exists():
+            continue
+        try:
+            return verified(path), path, problems
+        except ValueError as err:
+            problems.append(str(err))
+    raise CheckpointError(f"no usable checkpoint in {directory}" + (f": {'; '.join(problems)}" if problems else ""))
+
+
+def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files interrupted saves left behind (``.<name>.pt.*.tmp``)."""
+    removed = []
+    for path in Path(directory).glob(".*.tmp"):
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 #: Random streams that simulators keep for themselves, registered by their env adapters:

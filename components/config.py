@@ -123,6 +123,7 @@ class TrainConfig:
     total_frames: int = 300_000
     eval_every: int = 30_000  # frames between evaluations (rounded up to whole iterations)
     checkpoint_every: int = 60_000  # frames between periodic checkpoints (0: only at switch and end)
+    checkpoint_keep: int = 2  # periodic checkpoints kept (last.pt, last.1.pt, ...), plus the phase switches
     max_nonfinite: int = 5  # consecutive skipped updates (non-finite loss/gradient) before stopping
     # torch intra-op threads (0: torch's default). Per-agent networks are small: one thread avoids
     # OpenMP spin-waits that slow every op down several-fold when the cores are shared.
@@ -140,12 +141,54 @@ def config_to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
 
+#: settings whose values are free-form dicts (their keys are checked by the strategy or env adapter)
+FREE_FORM = {"strategy", "options"}
+
+
+def check_keys(values: dict, schema=None, path: str = "") -> None:
+    """Raise ConfigError for a key the schema does not have, suggesting the closest valid one (e.g. a
+    misspelt ``+totl_frames=1200`` would otherwise be silently ignored)."""
+    import difflib
+
+    schema = schema or TrainConfig
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for key, value in values.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"; did you mean {path}{close[0]}?" if close else f"; valid keys here: {sorted(fields)}"
+            raise ConfigError(f"unknown setting {path}{key}{hint}")
+        inner = _dataclass_of(schema, key)
+        if key in FREE_FORM or inner is None:
+            continue
+        if isinstance(value, dict):
+            check_keys(value, inner, f"{path}{key}.")
+        elif isinstance(value, list):  # schedule.phases
+            for i, item in enumerate(value):
+                if isinstance(item, dict):
+                    check_keys(item, inner, f"{path}{key}.{i}.")
+
+
+def _dataclass_of(schema, key):
+    """The dataclass type of field ``key`` of ``schema`` (or of its list items), else None."""
+    import typing
+
+    hint = typing.get_type_hints(schema)[key]
+    for candidate in (hint, *typing.get_args(hint)):
+        if dataclasses.is_dataclass(candidate):
+            return candidate
+    return None
+
+
 def as_train_config(cfg) -> TrainConfig:
-    """Accept a TrainConfig, a (structured) OmegaConf config or a plain dict."""
+    """Accept a TrainConfig, a (structured) OmegaConf config or a plain dict; unknown keys are a
+    ConfigError naming the closest valid key."""
     from omegaconf import OmegaConf
 
     if isinstance(cfg, TrainConfig):
         return cfg
+    values = OmegaConf.to_container(cfg, resolve=False) if OmegaConf.is_config(cfg) else dict(cfg)
+    values.pop("hydra", None)
+    check_keys(values)
     merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), cfg if OmegaConf.is_config(cfg) else OmegaConf.create(cfg))
     return OmegaConf.to_object(merged)
 
@@ -165,6 +208,11 @@ def _positive(name, value, allow_zero=False):
         raise ConfigError(f"{name}={value!r} must be {'>= 0' if allow_zero else '> 0'}")
 
 
+def _integer(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{name}={value!r} must be an integer >= {low}")
+
+
 def validate_config(cfg: TrainConfig) -> None:
     """Raise one clear ConfigError for the first invalid setting (names the value and the choices).
     Checks that need the env (agent counts, cluster list lengths) run when the env is built."""
@@ -175,6 +223,7 @@ def validate_config(cfg: TrainConfig) -> None:
     _choice("algorithm", a.name, ALGORITHMS)
     _choice("algorithm.action_dist", a.action_dist, ACTION_DISTS)
     _choice("algorithm.critic_sharing", a.critic_sharing, CRITIC_SHARING)
+    _choice("logger.wandb_mode", cfg.logger.wandb_mode, ("auto", "offline", "online", "disabled"))
     _positive("total_frames", cfg.total_frames)
     for key in ("frames_per_batch", "epochs", "minibatch_size", "lr", "max_grad_norm", "gamma"):
         _positive(f"algorithm.{key}", getattr(a, key))
@@ -183,6 +232,26 @@ def validate_config(cfg: TrainConfig) -> None:
     _positive("eval_every", cfg.eval_every)
     _positive("checkpoint_every", cfg.checkpoint_every, allow_zero=True)
     _positive("max_nonfinite", cfg.max_nonfinite)
+    for key in ("clip_epsilon", "entropy_coeff", "critic_coeff"):
+        _positive(f"algorithm.{key}", getattr(a, key), allow_zero=True)
+    _positive("algorithm.adam_eps", a.adam_eps)
+    _positive("env.eval_max_steps", cfg.env.eval_max_steps)
+    _positive("threads", cfg.threads, allow_zero=True)
+    _integer("seed", cfg.seed, low=0)
+    if cfg.env.max_steps is not None:
+        _integer("env.max_steps", cfg.env.max_steps, low=1)
+    for key in ("total_frames", "eval_every", "checkpoint_every", "checkpoint_keep"):
+        _integer(key, getattr(cfg, key), low=0 if key == "checkpoint_every" else 1)
+    for key in ("frames_per_batch", "epochs", "minibatch_size"):
+        _integer(f"algorithm.{key}", getattr(a, key), low=1)
+    for key in ("actor_hidden", "critic_hidden"):
+        for width in getattr(a, key):
+            _integer(f"algorithm.{key} entry", width, low=1)
+    for key, low in (("n_agents", 1), ("num_workers", 0), ("max_steps", 1)):  # common env options
+        if key in cfg.env.options:
+            _integer(f"env.options.{key}", cfg.env.options[key], low=low)
+    if not 0 < a.gamma <= 1:
+        raise ConfigError(f"algorithm.gamma={a.gamma!r} must be in (0, 1]")
     if not 0 <= a.lmbda <= 1:
         raise ConfigError(f"algorithm.lmbda={a.lmbda!r} must be in [0, 1]")
     if a.frames_per_batch % cfg.env.num_envs:

@@ -23,9 +23,14 @@ class Progress:
                 post["eval"] = f"{row['eval_return']:.3g}"
             self.bar.set_postfix(post, refresh=False)
 
-    def write(self, message: str):
+    def notice(self, message: str):
+        """One line for the user (stderr; above the bar when there is one)."""
+        import sys
+
         if self.bar is not None:
-            self.bar.write(message)
+            self.bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr)
 
     def close(self):
         if self.bar is not None:

@@ -45,12 +45,36 @@ def resolve_wandb_mode(setting: str) -> str:
         return "offline"
 
 
-class RunLogger:
-    """Writes one row per iteration to ``metrics.csv`` and forwards scalars to TorchRL loggers."""
+def cut_back(run_dir: Path, frames: int) -> None:
+    """Drop what a run logged after frame ``frames`` (its last checkpoint) from ``metrics.csv`` and
+    TorchRL's scalar CSVs, so a resumed run appends to exactly what the checkpoint had seen."""
+    path = run_dir / "metrics.csv"
+    if path.exists():
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(r for r in rows if r.get("frames") and int(float(r["frames"])) <= frames)
+    for scalars in run_dir.glob("torchrl/scalars/*.csv"):  # TorchRL's CSVLogger: "step,value" lines
+        lines = scalars.read_text().splitlines()
+        kept = [line for line in lines if line and int(float(line.split(",")[0])) <= frames]
+        scalars.write_text("".join(line + "\n" for line in kept))
 
-    def __init__(self, run_dir: Path, cfg, exp_name: str, config_dict: dict, append: bool = False):
+
+WANDB_ID = "wandb_run_id.txt"  # the run's W&B id: a resumed run continues the same W&B run
+
+
+class RunLogger:
+    """Writes one row per iteration to ``metrics.csv`` and forwards scalars to TorchRL loggers.
+    ``resume_frames``: continue a run, first cutting its logs back to that frame."""
+
+    def __init__(self, run_dir: Path, cfg, exp_name: str, config_dict: dict, resume_frames: int | None = None):
         self.run_dir = Path(run_dir)
         path = self.run_dir / "metrics.csv"
+        append = resume_frames is not None
+        if append:
+            cut_back(self.run_dir, resume_frames)
         new_file = not (append and path.exists())
         self._file = open(path, "w" if new_file else "a", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
@@ -75,9 +99,16 @@ class RunLogger:
 
         os.environ.setdefault("WANDB_SILENT", "true")
         # extra keyword arguments go to wandb.init: a sweep puts its trials in one group, tagged by axis
+        id_file = self.run_dir / WANDB_ID
+        if not id_file.exists():  # W&B ids are 8 lowercase letters or digits
+            import secrets
+            import string
+
+            id_file.write_text("".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8)))
         logger = WandbLogger(exp_name=exp_name, offline=mode == "offline", save_dir=str(self.run_dir),
                              project=cfg.wandb_project, config=config_dict, log_env_packages=False,
-                             group=cfg.wandb_group, tags=list(cfg.wandb_tags) or None)
+                             group=cfg.wandb_group, tags=list(cfg.wandb_tags) or None,
+                             id=id_file.read_text().strip())  # TorchRL passes resume="allow"
         return logger
 
     def _start(self, name, factory):

@@ -36,7 +36,9 @@ from components.algorithms.update import PPOUpdate
 from components.clustering import agent_transitions
 from components.config import ConfigError, as_train_config, config_to_dict, validate_config
 from components.evaluation import EPISODE_REWARD, evaluate, train_return
+from components.interrupts import RunInterrupted, StopSignals
 from components.progress import Progress
+from components.resume import open_run
 from components.runs import load_network, network_kwargs
 from components.schedule import Phase, auto_switch_for, plan_phases
 from components.strategies import strategy_from_config
@@ -44,7 +46,8 @@ from components.tracking import RunLogger
 from components.transforms import count_parameters
 from envs import GROUP, env_info, make_env
 
-__all__ = ["ConfigError", "Trainer", "TrainingDiverged", "as_train_config", "config_to_dict", "validate_config"]
+__all__ = ["ConfigError", "RunInterrupted", "Trainer", "TrainingDiverged", "as_train_config", "config_to_dict",
+           "validate_config"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -56,20 +59,13 @@ class Trainer:
     including those that need the env (agent counts, cluster lists), is raised as ConfigError before
     the run directory is created."""
 
-    def __init__(self, cfg, run_dir: str | Path | None = None):
+    def __init__(self, cfg, run_dir: str | Path | None = None, resume_changes: dict | None = None):
+        """``cfg.resume = RUN`` continues that run as configured; ``resume_changes`` may change the
+        settings in :data:`components.resume.RESUMABLE` (e.g. ``{"total_frames": N}`` to extend it)."""
         cfg = as_train_config(cfg)
         self.resume_state = None
         if cfg.resume:
-            resume_dir = Path(cfg.resume)
-            if not (resume_dir / "config.yaml").exists():
-                raise ConfigError(f"resume={cfg.resume!r}: no config.yaml there; point resume at a run directory")
-            saved = as_train_config(OmegaConf.load(resume_dir / "config.yaml"))
-            saved.resume, saved.run_dir = None, str(resume_dir)
-            last = resume_dir / "checkpoints" / "last.pt"
-            if not last.exists():
-                raise ConfigError(f"resume={cfg.resume!r}: no checkpoints/last.pt to continue from")
-            cfg, run_dir = saved, resume_dir
-            self.resume_state = ckpt.load(last)
+            cfg, run_dir, self.resume_state = open_run(cfg.resume, resume_changes)
         validate_config(cfg)
         self.cfg = cfg
         self.plans = plan_phases(cfg)
@@ -81,6 +77,7 @@ class Trainer:
         self.run_dir = Path(run_dir or cfg.run_dir or default_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "checkpoints").mkdir(exist_ok=True)
+        ckpt.remove_stale_temporaries(self.run_dir / "checkpoints")
 
     # --- construction ----------------------------------------------------------------------------
     def _make_env(self, num_envs, seed):
@@ -90,8 +87,9 @@ class Trainer:
             options.setdefault("max_steps", cfg.max_steps)
         try:
             env = make_env(cfg.name, num_envs=num_envs, seed=seed, **options)
-        except ValueError as err:  # unknown family, task or option: a configuration error
-            raise ConfigError(f"env.name={cfg.name!r}: {err}") from None
+        except (ValueError, TypeError, AssertionError) as err:  # unknown family, task or option: a config error
+            detail = str(err) or type(err).__name__
+            raise ConfigError(f"env.name={cfg.name!r} with env.options={options}: {detail}") from None
         return TransformedEnv(env, RewardSum(in_keys=[(GROUP, "reward")], out_keys=[EPISODE_REWARD]))
 
     def _recurrent(self, env):
@@ -237,11 +235,11 @@ class Trainer:
         }
 
     def save_checkpoint(self, name: str = "last") -> Path:
+        """``last.pt`` (keeping the previous ``checkpoint_keep - 1`` as ``last.1.pt`` ...), and for any
+        other name also ``<name>.pt`` (e.g. ``phase_switch.pt``)."""
         state = self.state_dict()
-        path = ckpt.save_atomic(state, self.run_dir / "checkpoints" / f"{name}.pt")
-        if name != "last":
-            ckpt.save_atomic(state, self.run_dir / "checkpoints" / "last.pt")
-        return path
+        last = ckpt.save_rotating(state, self.run_dir / "checkpoints", self.cfg.checkpoint_keep)
+        return last if name == "last" else ckpt.save_atomic(state, self.run_dir / "checkpoints" / f"{name}.pt")
 
     def _restore(self, state) -> torch.nn.Module:
         """Rebuild the network of the checkpoint's phase by replaying the chain (no fit: the fitted
@@ -268,73 +266,92 @@ class Trainer:
         if self.nonfinite_streak >= self.cfg.max_nonfinite:
             last = self.run_dir / "checkpoints" / "last.pt"
             kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint had been written yet"
-            raise TrainingDiverged(
-                f"{self.nonfinite_streak} consecutive updates had a non-finite {what} at frame {self.frames} "
-                f"(iteration {self.iteration}); stopping. {kept}. Try a lower learning rate or max_grad_norm.")
+            self.stopped = (f"{self.nonfinite_streak} consecutive updates had a non-finite {what} at frame "
+                            f"{self.frames} (iteration {self.iteration}); stopping. {kept}. Try a lower learning rate "
+                            f"or max_grad_norm.")
+            raise TrainingDiverged(self.stopped)
 
     def _finite(self):
         self.nonfinite_streak = 0
 
     def run(self, max_iterations: int | None = None) -> dict:
         """Train until ``total_frames`` (or ``max_iterations`` more iterations: tests use it to stop a
-        run as a crash would). Returns the summary (also written to ``summary.json``)."""
+        run as a crash would). Returns the summary (also written to ``summary.json``, also when the
+        run diverges or stops on a signal: then TrainingDiverged / RunInterrupted follow)."""
         cfg, a = self.cfg, self.cfg.algorithm
+        run_start = time.perf_counter() - self.wall_time  # wall time covers fits, evaluations, compiles
         exp_name = f"{cfg.env.name.replace('/', '-')}_{self.plans[0].strategy['name']}_seed{cfg.seed}"
-        if self.resume_state is None:
-            OmegaConf.save(OmegaConf.create(config_to_dict(cfg)), self.run_dir / "config.yaml")
-        logger = RunLogger(self.run_dir, cfg.logger, exp_name, config_to_dict(cfg), append=self.resume_state is not None)
-        collector = None
+        OmegaConf.save(OmegaConf.create(config_to_dict(cfg)), self.run_dir / "config.yaml")  # a resume may extend it
+        logger = RunLogger(self.run_dir, cfg.logger, exp_name, config_to_dict(cfg),
+                           resume_frames=None if self.resume_state is None else self.frames)
+        collector, stop = None, StopSignals()
         progress = Progress(cfg.logger.progress, cfg.total_frames, self.frames)
+        if cfg.total_frames % a.frames_per_batch:
+            progress.notice(f"total_frames={cfg.total_frames} is not a multiple of frames_per_batch="
+                            f"{a.frames_per_batch}: training runs {-(-cfg.total_frames // a.frames_per_batch) * a.frames_per_batch} frames")
         try:
-            if not self.entered:  # the first phase fits on its initial policy's trajectories
-                self._enter(0)
-                progress.write(f"{self.plan.label}: fitted {self.strategy.name}: {self.fits.get(self.plan.label)}")
-            if self.frames < cfg.total_frames:
-                collector = Collector(self.env, self.actor, frames_per_batch=a.frames_per_batch,
-                                      total_frames=-1, reset_at_each_iter=a.reset_each_iteration,
-                                      auto_register_policy_transforms=False)  # feed-forward actors need none
-                if self.resume_state is not None:
-                    ckpt.set_rng_state(self.resume_state["rng"])
-                elif self.iteration == 0:
-                    self._record_eval(*self.evaluate())  # the starting point of the learning curve
-                done_iterations = 0
-                start = time.perf_counter() - self.wall_time
-                t_prev = time.perf_counter()
-                for batch in collector:
-                    self.frames += batch.numel()
-                    self.iteration += 1
-                    row = self.update(batch, self.loss, self.optimiser, self.trainable,
-                                      lambda: self.strategy.aux_loss(actor_net(self.actor).net), actor_net(self.actor))
-                    row.update(iteration=self.iteration, frames=self.frames, phase=self.plan.label,
-                               strategy=self.strategy.name, train_return=train_return(batch))
-                    reason = self._evaluate_and_maybe_end_phase(row)
-                    now = time.perf_counter()
-                    self.wall_time = now - start
-                    # frames/s of this iteration: collection, updates and evaluation together
-                    row.update(eval_return=row.get("eval_return", math.nan), win_rate=row.get("win_rate", math.nan),
-                               fps=batch.numel() / max(now - t_prev, 1e-9), wall_time_s=self.wall_time)
-                    t_prev = now
-                    logger.log(row)
-                    progress.update(batch.numel(), row)
-                    done_iterations += 1
-                    finished = self.frames >= cfg.total_frames
-                    if reason:
-                        self._enter(self.phase_index + 1, reason)
-                        if self.plan.label in self.fits:
-                            progress.write(f"{self.plan.label}: {self.strategy.name}: {self.fits[self.plan.label]}")
-                        self.save_checkpoint("phase_switch")
-                    elif finished or (cfg.checkpoint_every and self._crossed(cfg.checkpoint_every, batch.numel())):
-                        self.save_checkpoint("last")
-                    if finished or (max_iterations is not None and done_iterations >= max_iterations):
-                        break
+            with stop:
+                if not self.entered:  # the first phase fits on its initial policy's trajectories
+                    self._enter(0)
+                    progress.notice(f"{self.plan.label}: fitted {self.strategy.name}: {self.fits.get(self.plan.label)}")
+                if self.frames < cfg.total_frames:
+                    collector = Collector(self.env, self.actor, frames_per_batch=a.frames_per_batch,
+                                          total_frames=-1, reset_at_each_iter=a.reset_each_iteration,
+                                          auto_register_policy_transforms=False)  # feed-forward actors need none
+                    if self.resume_state is not None:
+                        ckpt.set_rng_state(self.resume_state["rng"])
+                    elif self.iteration == 0:
+                        self._record_eval(*self.evaluate())  # the starting point of the learning curve
+                    self._loop(collector, logger, progress, stop, run_start, max_iterations)
         finally:
             progress.close()
             if collector is not None:
                 collector.shutdown()
             logger.close()
-        summary = self.summary()
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+            if self.entered:
+                summary = self.summary()
+                (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        if stop.received:
+            raise RunInterrupted(f"stopped by {stop.received} at frame {self.frames:,} after saving a checkpoint and "
+                                 f"the summary; continue with: marlshare train resume={self.run_dir}")
         return summary
+
+    def _loop(self, collector, logger, progress, stop, run_start, max_iterations):
+        cfg = self.cfg
+        done_iterations, t_prev, ended_episodes = 0, time.perf_counter(), 0
+        for batch in collector:
+            self.frames += batch.numel()
+            self.iteration += 1
+            row = self.update(batch, self.loss, self.optimiser, self.trainable,
+                              lambda: self.strategy.aux_loss(actor_net(self.actor).net), actor_net(self.actor))
+            row.update(iteration=self.iteration, frames=self.frames, phase=self.plan.label,
+                       strategy=self.strategy.name, train_return=train_return(batch))
+            reason = self._evaluate_and_maybe_end_phase(row)
+            now = time.perf_counter()
+            self.wall_time = now - run_start
+            # frames/s of this iteration: collection, updates and evaluation together
+            row.update(eval_return=row.get("eval_return", math.nan), win_rate=row.get("win_rate", math.nan),
+                       fps=batch.numel() / max(now - t_prev, 1e-9), wall_time_s=self.wall_time)
+            t_prev = now
+            logger.log(row)
+            progress.update(batch.numel(), row)
+            done_iterations += 1
+            ended_episodes += 0 if math.isnan(row["train_return"]) else 1
+            if done_iterations == 3 and not ended_episodes:
+                steps = cfg.algorithm.frames_per_batch // cfg.env.num_envs
+                progress.notice(f"no training episode has ended in 3 iterations of {steps} steps per env copy "
+                                f"(frames_per_batch / env.num_envs), so train_return stays empty; raise "
+                                f"algorithm.frames_per_batch or lower env.num_envs")
+            finished = self.frames >= cfg.total_frames
+            if reason:
+                self._enter(self.phase_index + 1, reason)
+                if self.plan.label in self.fits:
+                    progress.notice(f"{self.plan.label}: {self.strategy.name}: {self.fits[self.plan.label]}")
+                self.save_checkpoint("phase_switch")
+            elif finished or stop.received or (cfg.checkpoint_every and self._crossed(cfg.checkpoint_every, batch.numel())):
+                self.save_checkpoint("last")
+            if finished or stop.received or (max_iterations is not None and done_iterations >= max_iterations):
+                return
 
     def _crossed(self, every: int, step: int) -> bool:
         return self.frames // every > (self.frames - step) // every
@@ -369,7 +386,7 @@ class Trainer:
             "iterations": self.iteration, "wall_time_s": round(self.wall_time, 2),
             "phases": [dataclasses.asdict(p) for p in self.phases],
             "strategies": [{**s.hyperparameters(), "name": s.name} for s in self.strategies],
-            "fits": self.fits, "switch_reason": self.switch_reason,
+            "fits": self.fits, "switch_reason": self.switch_reason, "stopped": getattr(self, "stopped", None),
             "initial_eval_return": self.evals[0]["eval_return"] if self.evals else None,
             "eval_return_at_switch": switch["eval_return"] if switch else None,
             "final_eval_return": self.last_eval, "best_eval_return": self.best_eval,

@@ -31,6 +31,7 @@ Sim contract (every array argument is a writable row of the batch buffer, ``None
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import weakref
 from dataclasses import dataclass, field
 from multiprocessing import shared_memory
@@ -110,7 +111,47 @@ def _row(arrays: dict, key: str, i: int):
     return None if a is None else a[i]
 
 
-def _worker(conn, make_sim: Callable[[], Sim], lo: int, hi: int, specs: dict) -> None:
+def _die_with_parent(parent_pid: int, shm_names: list[str]) -> None:
+    """End this worker when the training process dies, however it dies (``kill -9`` included), and
+    release the shared memory that process can no longer release: the kernel sends SIGTERM when the
+    parent exits (Linux ``PR_SET_PDEATHSIG``), and a watchdog thread catches the rest (other systems,
+    or a parent that died before the request)."""
+    import ctypes
+    import os
+    import signal
+    import threading
+
+    def orphaned(*_):
+        for name in shm_names:
+            try:
+                shm = shared_memory.SharedMemory(name=name)
+                shm.close()
+                shm.unlink()
+            except Exception:
+                pass
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, orphaned)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the trainer decides
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+    def watch():
+        while True:
+            if os.getppid() != parent_pid:
+                orphaned()
+            threading.Event().wait(1.0)
+
+    threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent_pid:
+        orphaned()
+
+
+def _worker(conn, make_sim: Callable[[], Sim], lo: int, hi: int, specs: dict, parent_pid: int = 0) -> None:
+    if parent_pid:
+        _die_with_parent(parent_pid, [name for name, _, _ in specs.values()])
     try:
         sims = [make_sim() for _ in range(hi - lo)]
         arrays, handles = _attach(specs)
@@ -190,7 +231,7 @@ class _WorkerPool:
         self.conns, self.procs = [], []
         for lo, hi in self.ranges:
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, make_sim, lo, hi, specs), daemon=True)
+            proc = ctx.Process(target=_worker, args=(child, make_sim, lo, hi, specs, os.getpid()), daemon=True)
             proc.start()
             child.close()
             self.conns.append(parent)

@@ -57,15 +57,38 @@ register_configs()
 
 def env_overrides(args: list[str]) -> list[str]:
     """``env=family/task`` without a preset file becomes ``env=default env.name=family/task`` so
-    every registered env (e.g. any VMAS scenario) works from the command line."""
+    every registered env (e.g. any VMAS scenario) works from the command line, and
+    ``env.options.KEY=VALUE`` sets an env option whether or not the preset has it (``++``)."""
     out = []
     for arg in args:
         key, sep, value = arg.partition("=")
         if key == "env" and sep and "," not in value and not (CONF_DIR / "env" / f"{value}.yaml").exists():
             out += ["env=default", f"env.name={value}"]
+        elif key.startswith("env.options.") and sep:
+            out.append(f"++{arg}")
         else:
             out.append(arg)
     return out
+
+
+def resume_overrides(args: list[str]) -> tuple[str, dict] | None:
+    """For ``resume=RUN key=value ...``: the run and the other settings given (a resume may change only
+    a few, see components/resume.py); None when not resuming."""
+    pairs = [a.lstrip("+").partition("=") for a in args]
+    run = next((v for k, _, v in pairs if k == "resume"), None)
+    if not run:
+        return None
+    return run, {k: yaml_value(v) for k, _, v in pairs if k != "resume"}
+
+
+def yaml_value(value):
+    """A command-line value as Hydra would read it (``600`` -> 600, ``false`` -> False)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(value) if isinstance(value, str) else value
+    except yaml.YAMLError:
+        return value
 
 
 def compose(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
@@ -173,11 +196,18 @@ def run_single(argv: list[str]) -> None:
 
     from components.trainer import ConfigError, Trainer
 
+    from components.interrupts import RunInterrupted
+    from components.trainer import TrainingDiverged
+
     overrides = env_overrides(argv)
     try:
-        cfg = compose(overrides)
-        run_dir = None if cfg.resume else (cfg.run_dir or _run_dir(overrides))
-        trainer = Trainer(cfg, run_dir=run_dir)
+        resume = resume_overrides(argv)
+        if resume is not None:  # continue a run as configured, with the few changes a resume allows
+            cfg = {"resume": resume[0]}
+            trainer = Trainer(cfg, resume_changes=resume[1])
+        else:
+            cfg = compose(overrides)
+            trainer = Trainer(cfg, run_dir=cfg.run_dir or _run_dir(overrides))
     except (ConfigError, HydraException, OmegaConfBaseException) as err:  # one clear line, not a traceback
         message = " ".join(line.strip() for line in str(err).strip().splitlines()) or type(err).__name__
         print(f"marlshare: invalid configuration: {message}", file=sys.stderr)
@@ -187,6 +217,13 @@ def run_single(argv: list[str]) -> None:
     except ConfigError as err:
         print(f"marlshare: invalid configuration: {err}", file=sys.stderr)
         sys.exit(2)
+    except TrainingDiverged as err:
+        print(f"marlshare: training diverged: {err} The summary is in {trainer.run_dir / 'summary.json'}.",
+              file=sys.stderr)
+        sys.exit(3)
+    except RunInterrupted as err:
+        print(f"marlshare: {err}", file=sys.stderr)
+        sys.exit(130)
 
 
 def main(argv: list[str] | None = None) -> None:
