@@ -31,3 +31,11 @@ bench: install
 
 clean:
 	rm -rf $(VENV) outputs multirun
+
+# The reproductions of docs/results.md ("Reproductions of the papers' claims"): every run of
+# recipes/results/*.yaml (5 seeds each; about 80 CPU-minutes of runs, two at a time, finished runs
+# skipped on a rerun), then the rliable tables and figures into docs/data and docs/figures.
+.PHONY: results
+results: install
+	$(PY) -m tools.analyze.results run recipes/results/*.yaml --out outputs/results --jobs 2
+	$(PY) -m tools.analyze.results report recipes/results/*.yaml --out outputs/results --docs docs

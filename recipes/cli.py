@@ -3,13 +3,14 @@
     marlshare train [key=value ...]      train (Hydra overrides; see recipes/train.py)
     marlshare strategies [options]       parameter table of every strategy for a network
     marlshare plot RUN_DIR [RUN_DIR ...] learning curve(s)
+    marlshare analyze RUN_DIR [options]   figures and numbers inside a trained team (tools/analyze, docs/analysis.md)
 """
 
 from __future__ import annotations
 
 import sys
 
-COMMANDS = ("train", "strategies", "plot")
+COMMANDS = ("train", "strategies", "plot", "analyze")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,6 +31,10 @@ def main(argv: list[str] | None = None) -> None:
         from tools.plots import main as plot_main
 
         plot_main(rest)
+    elif command == "analyze":
+        from tools.analyze import main as analyze_main
+
+        analyze_main(rest)
     else:
         sys.exit(f"marlshare: unknown command {command!r}; valid commands: {list(COMMANDS)}")
 

@@ -1,0 +1,3 @@
+from tools.analyze.run_analysis import main
+
+main()
