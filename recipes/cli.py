@@ -4,13 +4,15 @@
     marlshare strategies [options]       parameter table of every strategy for a network
     marlshare plot RUN_DIR [RUN_DIR ...] learning curve(s)
     marlshare analyze RUN_DIR [options]   figures and numbers inside a trained team (tools/analyze, docs/analysis.md)
+    marlshare sweep [SPEC] [key=a,b ...]  a grid of trials on Ray (see tools/sweep.py, docs/sweeps.md)
+    marlshare compare SWEEP_DIR [...]     IQM / mean with bootstrap CIs and rliable figures (tools/compare.py)
 """
 
 from __future__ import annotations
 
 import sys
 
-COMMANDS = ("train", "strategies", "plot", "analyze")
+COMMANDS = ("train", "strategies", "plot", "sweep", "compare", "analyze")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,6 +37,14 @@ def main(argv: list[str] | None = None) -> None:
         from tools.analyze import main as analyze_main
 
         analyze_main(rest)
+    elif command == "sweep":
+        from tools.sweep import main as sweep_main
+
+        sweep_main(rest)
+    elif command == "compare":
+        from tools.compare import main as compare_main
+
+        compare_main(rest)
     else:
         sys.exit(f"marlshare: unknown command {command!r}; valid commands: {list(COMMANDS)}")
 
