@@ -72,6 +72,15 @@ def make_env(name: str, num_envs: int = 1, seed: int | None = None, **options) -
     return module.make(task, num_envs=int(num_envs), seed=seed, **options)
 
 
+def tasks(family: str) -> list[str]:
+    """The task names of a family (``make_env(f"{family}/{task}")``), without building any env."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown env family {family!r}; valid families: {sorted(FAMILIES)}")
+    import importlib
+
+    return list(importlib.import_module(FAMILIES[family]).tasks())
+
+
 @dataclass
 class EnvInfo:
     """What a network needs to know about an env."""
@@ -104,4 +113,4 @@ def env_info(env: EnvBase) -> EnvInfo:
                    (GROUP, "observation_mask") in keys, (GROUP, "action_dim_mask") in keys)
 
 
-__all__ = ["GROUP", "FAMILIES", "make_env", "env_info", "EnvInfo"]
+__all__ = ["GROUP", "FAMILIES", "make_env", "env_info", "EnvInfo", "tasks"]

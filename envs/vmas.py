@@ -42,6 +42,9 @@ def scenarios() -> list[str]:
     return sorted(set(vmas.scenarios) | set(getattr(vmas, "mpe_scenarios", [])) | set(getattr(vmas, "debug_scenarios", [])))
 
 
+tasks = scenarios  # the registry's name for a family's task list
+
+
 def make(task: str, num_envs: int = 1, seed: int | None = None, max_steps: int = 100,
          continuous_actions: bool = True, device: str = "cpu", **options) -> EnvBase:
     from torchrl.envs.libs.vmas import VmasEnv

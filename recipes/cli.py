@@ -1,52 +1,41 @@
-"""The ``marlshare`` command.
-
-    marlshare train [key=value ...]      train (Hydra overrides; see recipes/train.py)
-    marlshare strategies [options]       parameter table of every strategy for a network
-    marlshare plot RUN_DIR [RUN_DIR ...] learning curve(s)
-    marlshare analyze RUN_DIR [options]   figures and numbers inside a trained team (tools/analyze, docs/analysis.md)
-    marlshare sweep [SPEC] [key=a,b ...]  a grid of trials on Ray (see tools/sweep.py, docs/sweeps.md)
-    marlshare compare SWEEP_DIR [...]     IQM / mean with bootstrap CIs and rliable figures (tools/compare.py)
-"""
+"""The ``marlshare`` command: one subcommand per task; ``marlshare COMMAND --help`` for each one's options."""
 
 from __future__ import annotations
 
 import sys
 
-COMMANDS = ("train", "strategies", "plot", "sweep", "compare", "analyze")
+#: command -> (module, function, one-line description)
+COMMANDS = {
+    "train": ("recipes.train", "main", "train one run (Hydra overrides: key=value ...)"),
+    "sweep": ("recipes.sweep", "main", "a grid of trials on Ray (docs/sweeps.md)"),
+    "compare": ("tools.compare", "main", "IQM / mean with bootstrap CIs and rliable figures of runs or sweeps"),
+    "analyze": ("tools.analyze", "main", "figures and numbers inside a trained team (docs/analysis.md)"),
+    "envs": ("tools.env_table", "main", "the registered environments; `envs FAMILY` shows agents and sizes"),
+    "strategies": ("tools.strategy_table", "main", "parameter table of every strategy for a network shape"),
+    "plot": ("tools.plots", "main", "learning curve(s) of run directories"),
+}
+
+USAGE = "usage: marlshare COMMAND [ARGS ...]\n\ncommands:\n" + "\n".join(
+    f"  {name:<11} {description}" for name, (_, _, description) in COMMANDS.items()) + (
+    "\n\nexamples:\n"
+    "  marlshare train                                   # the default recipe: PS then PS+LoRA on VMAS navigation\n"
+    "  marlshare train env=smax/3s5z strategy=seps schedule=single\n"
+    "  marlshare train --help                            # config groups, their choices, key settings\n"
+    "  marlshare sweep navigation_ps_nps && marlshare compare sweeps/navigation_ps_nps")
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
         return
     command, rest = argv[0], argv[1:]
-    if command == "train":
-        from recipes.train import main as train_main
+    if command not in COMMANDS:
+        sys.exit(f"marlshare: unknown command {command!r}; valid commands: {list(COMMANDS)} (marlshare --help)")
+    import importlib
 
-        train_main(rest)
-    elif command == "strategies":
-        from tools.strategy_table import main as table_main
-
-        table_main(rest)
-    elif command == "plot":
-        from tools.plots import main as plot_main
-
-        plot_main(rest)
-    elif command == "analyze":
-        from tools.analyze import main as analyze_main
-
-        analyze_main(rest)
-    elif command == "sweep":
-        from tools.sweep import main as sweep_main
-
-        sweep_main(rest)
-    elif command == "compare":
-        from tools.compare import main as compare_main
-
-        compare_main(rest)
-    else:
-        sys.exit(f"marlshare: unknown command {command!r}; valid commands: {list(COMMANDS)}")
+    module, function, _ = COMMANDS[command]
+    getattr(importlib.import_module(module), function)(rest)
 
 
 if __name__ == "__main__":

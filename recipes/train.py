@@ -32,7 +32,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from components.config import AlgorithmConfig, EnvConfig, LoggerConfig, ScheduleConfig, TrainConfig
 from components.strategies import STRATEGIES
@@ -226,8 +226,51 @@ def run_single(argv: list[str]) -> None:
         sys.exit(130)
 
 
+def presets(group: str) -> list[str]:
+    """The preset names of a config group (``recipes/conf/<group>/**.yaml``)."""
+    if group == "strategy":
+        return list(STRATEGIES)
+    root = CONF_DIR / group
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+
+
+def help_text() -> str:
+    """``marlshare train --help``: the config groups with their choices, and the key settings."""
+    from components.config import AlgorithmConfig, EnvConfig, ScheduleConfig, TrainConfig
+
+    defaults = dataclasses.asdict(TrainConfig())
+    lines = ["usage: marlshare train [group=choice ...] [key=value ...] [-m for a Hydra sweep]", "",
+             "config groups (group=choice):"]
+    for group in ("env", "strategy", "algorithm", "schedule", "logger"):
+        lines.append(f"  {group:<10} " + ", ".join(presets(group)))
+    lines.append("  (env also takes any registered env name: `marlshare envs` lists them)")
+    lines += ["", "key settings (key=value; defaults shown):"]
+    for key in ("total_frames", "eval_every", "checkpoint_every", "checkpoint_keep", "seed", "threads", "run_dir",
+                "resume"):
+        lines.append(f"  {key:<32} {defaults[key]}")
+    for prefix, cls in (("env", EnvConfig), ("algorithm", AlgorithmConfig)):
+        for f in dataclasses.fields(cls):
+            if f.name in ("options",) or f.name.startswith("auto_"):
+                continue
+            value = getattr(cls(), f.name)
+            lines.append(f"  {prefix + '.' + f.name:<32} {value}")
+    lines += [f"  {'env.options.<name>':<32} passed to the env (e.g. env.options.n_agents=4)",
+              f"  {'strategy.<hyperparameter>':<32} the first phase's strategy (see docs/strategies.md)"]
+    for f in dataclasses.fields(ScheduleConfig):
+        if not f.name.startswith("auto_"):
+            lines.append(f"  {'schedule.' + f.name:<32} {getattr(ScheduleConfig(), f.name)}")
+    lines += [f"  {'schedule.phases.<i>.<key>':<32} strategy, until, auto, lr, critic_lr, clip_epsilon, "
+              f"entropy_coeff, label", "",
+              "a resume continues a run as configured: resume=RUN [total_frames=N] [threads=..] [logger.progress=..]",
+              "every setting: components/config.py; examples: recipes/train.py, README.md"]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(help_text())
+        return
     if any(a in ("-m", "--multirun") or a.startswith("--") for a in argv):
         sys.argv = [sys.argv[0]] + env_overrides(argv)
         _hydra_main()

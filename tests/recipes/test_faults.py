@@ -194,3 +194,36 @@ def test_short_iterations_and_rounded_frames_are_reported(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "total_frames=700 is not a multiple of frames_per_batch=160: training runs 800 frames" in err
     assert "no training episode has ended in 3 iterations of 20 steps per env copy" in err
+
+
+# --- the command line --------------------------------------------------------------------------------
+def test_help_lists_commands_groups_choices_and_settings(capsys):
+    from recipes.cli import main
+
+    main(["--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: marlshare COMMAND") and all(f"  {c} " in out for c in ("train", "envs", "sweep"))
+    main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "  schedule   single, three_phase, two_phase, two_phase_auto" in out
+    assert "  strategy   ps, nps, seps, mtl, ps_lora, seps_lora, adaps, prism" in out
+    assert "algorithm.gamma" in out and "schedule.phases.<i>.<key>" in out
+
+
+def test_envs_lists_families_and_shows_sizes(capfd):
+    from recipes.cli import main
+
+    main(["envs", "--limit", "3"])
+    out = capfd.readouterr().out
+    assert "vmas  41 tasks: asym_joint, balance, ball_passage, ..." in out and "smax  14 tasks:" in out
+    main(["envs", "rware", "--match", "tiny-2ag", "--limit", "1"])
+    out = capfd.readouterr().out
+    assert "rware/tiny-2ag" in out and "discrete 5" in out and "│      2 │" in out
+
+
+def test_strategies_table_rejects_a_bad_cluster_count(capsys):
+    from recipes.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["strategies", "--clusters", "0"])
+    assert exit_info.value.code == 2 and "--clusters=0 must be in [1, --agents=8]" in capsys.readouterr().err

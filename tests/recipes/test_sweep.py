@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from tools.sweep import SweepError, build_sweep, run_sweep
+from recipes.sweep import SweepError, build_sweep, run_sweep
 
 # Tiny trials: 2 iterations of 100 frames each.
 TINY = ["env=vmas/navigation", "env.num_envs=4", "env.eval_num_envs=2", "env.max_steps=25",
