@@ -116,6 +116,14 @@ class AgentLinear(nn.Module):
         that this layer computes exactly what the shared layer did (a phase switch from PS)."""
         raise NotImplementedError(f"{type(self).__name__} cannot start from a shared layer")
 
+    @torch.no_grad()
+    def _broadcast_shared(self, weight, bias):
+        """Copy a shared layer into every slice of a stacked (agent or cluster) ``weight`` / ``bias``."""
+        self._check_shared(weight, bias)
+        self.weight.copy_(weight.expand_as(self.weight))
+        if bias is not None:
+            self.bias.copy_(bias.expand_as(self.bias))
+
     def _check_shared(self, weight, bias):
         if tuple(weight.shape) != (self.out_features, self.in_features):
             raise ValueError(f"shared weight must be [{self.out_features}, {self.in_features}], got {tuple(weight.shape)}")
@@ -174,12 +182,8 @@ class StackedLinear(AgentLinear):
     def agent_weight(self):
         return self.weight, self.bias
 
-    @torch.no_grad()
     def load_shared(self, weight, bias):  # every agent's copy starts from the shared weight
-        self._check_shared(weight, bias)
-        self.weight.copy_(weight.expand_as(self.weight))
-        if bias is not None:
-            self.bias.copy_(bias.expand_as(self.bias))
+        self._broadcast_shared(weight, bias)
 
 
 class IndexedLinear(AgentLinear):
@@ -210,12 +214,8 @@ class IndexedLinear(AgentLinear):
         bias = None if self.bias is None else self.bias[self.clusters]
         return self.weight[self.clusters], bias
 
-    @torch.no_grad()
     def load_shared(self, weight, bias):  # every cluster's network starts from the shared one
-        self._check_shared(weight, bias)
-        self.weight.copy_(weight.expand_as(self.weight))
-        if bias is not None:
-            self.bias.copy_(bias.expand_as(self.bias))
+        self._broadcast_shared(weight, bias)
 
 
 class LowRankLinear(AgentLinear):

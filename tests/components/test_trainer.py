@@ -316,5 +316,5 @@ def test_load_run_rebuilds_any_checkpoints_actor(tmp_path):
         assert torch.equal(a, b)
     switch = load_run(tmp_path, "phase_switch")
     assert switch.state["frames"] == 2 * ITER and switch.strategy.name == "ps_lora"
-    with pytest.raises(FileNotFoundError, match=r"this run has \['last', 'phase_switch'\]"):
+    with pytest.raises(FileNotFoundError, match=r"this run has \['last', 'last.1', 'phase_switch'\]"):
         load_run(tmp_path, "nope")
