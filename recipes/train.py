@@ -121,7 +121,7 @@ def print_summary(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 110))
+    console = Console(width=max(Console().width, 130))
     table = Table(title=f"{summary['env']} · {summary['algorithm']} · seed {summary['seed']}")
     table.add_column("phase")
     table.add_column("strategy")

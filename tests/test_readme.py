@@ -17,3 +17,23 @@ def test_readme_swap_strategies_example_runs(capsys):
     for name in STRATEGIES:
         assert f"{name} " in out
     assert out.count("(32, 4, 6)") == len(STRATEGIES)
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def test_readme_example_output_matches_the_run_in_docs_results():
+    """The README quotes a real `make run`; docs/results.md lists every evaluation of that run. The
+    numbers the README shows must be those of the table (so a rerun that changes them changes both)."""
+    readme = README.read_text()
+    results = (README.parent / "docs" / "results.md").read_text()
+    section = results[results.index("## The default recipe"):]
+    section = section[:section.index("\n## ", 1)]
+    evals = {int(_number(f)): _number(r) for f, r in re.findall(r"^\| ([\d,]+) \| [^|]+ \| (-?[\d.]+) \|", section, re.M)}
+    assert len(evals) >= 10 and 0 in evals and 240_000 in evals and 60_000 in evals
+    start, best, final = map(_number, re.search(r"eval return: start (\S+) -> best (\S+) -> final (\S+)", readme).groups())
+    switch = _number(re.search(r"│ pretrain │ ps\s+│\s+0–60,000 │\s+(\S+) │", readme).group(1))
+    close = lambda shown, value: abs(shown - value) <= 5e-4 * max(1.0, abs(value))  # noqa: E731 (4 significant digits)
+    assert close(start, evals[0]) and close(final, evals[240_000]) and close(switch, evals[60_000])
+    assert close(best, max(evals.values()))
