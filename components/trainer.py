@@ -30,9 +30,8 @@ from torchrl.collectors import Collector
 from torchrl.envs import RewardSum, TransformedEnv
 
 from components import checkpoint as ckpt
-from components.algorithms import PPOSettings, actor_net, make_actor, make_critic, make_loss
+from components.algorithms import actor_net, make_actor, make_critic, make_loss, make_update, ppo_settings
 from components.algorithms.ppo import recurrent_env_transforms
-from components.algorithms.update import PPOUpdate
 from components.clustering import agent_transitions
 from components.config import ConfigError, as_train_config, config_to_dict, validate_config
 from components.evaluation import EPISODE_REWARD, evaluate, train_return
@@ -147,8 +146,7 @@ class Trainer:
         elif not self.strategies[0].needs_fit():
             self._finish_entering(net)
         chunk = a.chunk_length if a.recurrent else 1
-        self.update = PPOUpdate(a.frames_per_batch, a.minibatch_size, a.epochs, a.max_grad_norm, chunk,
-                                on_nonfinite=self._nonfinite, on_finite=self._finite)
+        self.update = make_update(a, chunk, on_nonfinite=self._nonfinite, on_finite=self._finite)
 
     # --- phases ------------------------------------------------------------------------------------
     @property
@@ -208,9 +206,7 @@ class Trainer:
     def _build_optimiser(self):
         a, plan = self.cfg.algorithm, self.plan
         pick = lambda value, default: default if value is None else value  # noqa: E731
-        self.loss = make_loss(self.actor, self.critic, PPOSettings(
-            clip_epsilon=pick(plan.clip_epsilon, a.clip_epsilon), entropy_coeff=pick(plan.entropy_coeff, a.entropy_coeff),
-            critic_coeff=a.critic_coeff, gamma=a.gamma, lmbda=a.lmbda, normalize_advantage=a.normalize_advantage))
+        self.loss = make_loss(self.actor, self.critic, ppo_settings(a, plan))
         actor_params = self.strategy.trainable(actor_net(self.actor).net)
         critic_params = [p for p in self.critic.parameters() if p.requires_grad]
         self.trainable = actor_params + critic_params
@@ -389,6 +385,8 @@ class Trainer:
             "fits": self.fits, "switch_reason": self.switch_reason, "stopped": getattr(self, "stopped", None),
             "initial_eval_return": self.evals[0]["eval_return"] if self.evals else None,
             "eval_return_at_switch": switch["eval_return"] if switch else None,
+            "eval_return_at_phase_end": {p.name: next((e["eval_return"] for e in reversed(self.evals)
+                                                      if e["frames"] <= (p.end_frame or 0)), None) for p in self.phases},
             "final_eval_return": self.last_eval, "best_eval_return": self.best_eval,
             "parameters": self.param_counts, "run_dir": str(self.run_dir),
         }

@@ -132,9 +132,7 @@ def print_summary(summary: dict) -> None:
     table.add_column("per cluster (all)", justify="right")
     table.add_column("per agent", justify="right")
     table.add_column("trainable", justify="right")
-    evals = {}
-    for phase in summary["phases"]:  # the last evaluation at or before each phase's end
-        evals[phase["name"]] = summary.get("eval_return_at_switch") if phase is summary["phases"][0] else None
+    evals = dict(summary.get("eval_return_at_phase_end") or {})  # the last evaluation at each phase's end
     evals[summary["phases"][-1]["name"]] = summary["final_eval_return"]
     for phase in summary["phases"]:
         counts = summary["parameters"].get(phase["name"], {})
