@@ -28,7 +28,7 @@ class EnvConfig:
 
 @dataclass
 class AlgorithmConfig:
-    name: str = "mappo"  # mappo | ippo
+    name: str = "mappo"  # mappo | ippo | happo | a2po (sequential agent-by-agent updates, docs/algorithms.md)
     frames_per_batch: int = 6000  # environment frames (steps x copies) per iteration
     epochs: int = 10
     minibatch_size: int = 400
@@ -57,6 +57,8 @@ class AlgorithmConfig:
     # of where the previous one stopped, which makes resumed runs bit-identical. With episodes no
     # longer than frames_per_batch / num_envs steps nothing is truncated.
     reset_each_iteration: bool = True
+    # A2PO: the preceding agents' joint ratio is clipped to 1 +/- others_clip (the LoRASA code's default)
+    others_clip: float = 0.1
 
 
 @dataclass
@@ -252,6 +254,8 @@ def validate_config(cfg: TrainConfig) -> None:
             _integer(f"env.options.{key}", cfg.env.options[key], low=low)
     if not 0 < a.gamma <= 1:
         raise ConfigError(f"algorithm.gamma={a.gamma!r} must be in (0, 1]")
+    if not 0 <= a.others_clip < 1:
+        raise ConfigError(f"algorithm.others_clip={a.others_clip!r} must be in [0, 1)")
     if not 0 <= a.lmbda <= 1:
         raise ConfigError(f"algorithm.lmbda={a.lmbda!r} must be in [0, 1]")
     if a.frames_per_batch % cfg.env.num_envs:

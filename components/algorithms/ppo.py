@@ -27,7 +27,8 @@ from torchrl.objectives import ClipPPOLoss, ValueEstimators
 from components.strategies import make_strategy
 from envs import GROUP, EnvInfo
 
-ALGORITHMS = ("mappo", "ippo")
+ALGORITHMS = ("mappo", "ippo", "happo", "a2po")
+CRITIC_OF = {"happo": "mappo", "a2po": "mappo"}  # the sequential methods use MAPPO's centralised critic
 ACTION_DISTS = ("tanh_normal", "normal")
 CRITIC_SHARING = ("shared", "nps")
 
@@ -166,6 +167,7 @@ def make_critic(info: EnvInfo, algorithm: str = "mappo", sharing: str = "shared"
         raise ValueError(f"algorithm must be one of {list(ALGORITHMS)}, got {algorithm!r}")
     if sharing not in CRITIC_SHARING:
         raise ValueError(f"critic sharing must be one of {list(CRITIC_SHARING)}, got {sharing!r}")
+    algorithm = CRITIC_OF.get(algorithm, algorithm)
     n = info.n_agents
     strategy = make_strategy("ps" if sharing == "shared" else "nps")
     if algorithm == "mappo":
@@ -190,13 +192,28 @@ class PPOSettings:
     lmbda: float = 0.95
     normalize_advantage: bool = False
     loss_critic_type: str = "l2"
+    algorithm: str = "mappo"  # happo / a2po: the unreduced loss of the sequential updates
+
+
+def ppo_settings(algorithm, plan) -> PPOSettings:
+    """The loss settings of an :class:`~components.config.AlgorithmConfig`, with a phase's overrides
+    (``plan.clip_epsilon``, ``plan.entropy_coeff``; None keeps the algorithm's)."""
+    a = algorithm
+    pick = lambda value, default: default if value is None else value  # noqa: E731
+    return PPOSettings(clip_epsilon=pick(plan.clip_epsilon, a.clip_epsilon),
+                       entropy_coeff=pick(plan.entropy_coeff, a.entropy_coeff), critic_coeff=a.critic_coeff,
+                       gamma=a.gamma, lmbda=a.lmbda, normalize_advantage=a.normalize_advantage, algorithm=a.name)
 
 
 def make_loss(actor, critic, settings: PPOSettings) -> ClipPPOLoss:
     """Clipped PPO loss with TorchRL's GAE, keyed for one agent group."""
-    loss = ClipPPOLoss(actor, critic, clip_epsilon=settings.clip_epsilon, entropy_coeff=settings.entropy_coeff,
-                       critic_coeff=settings.critic_coeff, loss_critic_type=settings.loss_critic_type,
-                       normalize_advantage=settings.normalize_advantage)
+    from components.algorithms.sequential import SEQUENTIAL, SequentialPPOLoss
+
+    sequential = settings.algorithm in SEQUENTIAL
+    cls, extra = (SequentialPPOLoss, {"reduction": "none"}) if sequential else (ClipPPOLoss, {})
+    loss = cls(actor, critic, clip_epsilon=settings.clip_epsilon, entropy_coeff=settings.entropy_coeff,
+               critic_coeff=settings.critic_coeff, loss_critic_type=settings.loss_critic_type,
+               normalize_advantage=settings.normalize_advantage, **extra)
     loss.set_keys(reward=(GROUP, "reward"), action=ACTION, sample_log_prob=LOGP, value=VALUE,
                   done=(GROUP, "done"), terminated=(GROUP, "terminated"))
     loss.make_value_estimator(ValueEstimators.GAE, gamma=settings.gamma, lmbda=settings.lmbda)

@@ -43,18 +43,23 @@ class PPOUpdate:
                                  target_params=loss.target_critic_network_params)
         self.buffer.empty()
         if self.chunk > 1:  # [E, T] -> [E * T / L, L]: chunks of consecutive steps
-            self.buffer.extend(batch.reshape(batch.shape[0], -1, self.chunk).reshape(-1, self.chunk))
+            items = batch.reshape(batch.shape[0], -1, self.chunk).reshape(-1, self.chunk)
         else:
-            self.buffer.extend(batch.reshape(-1))
+            items = batch.reshape(-1)
+        self.buffer.extend(items)  # storage row i is items[i] (the buffer was emptied)
         stats: dict[str, list] = {k: [] for k in STATS}
         holder.sequence_mode = self.chunk > 1
         try:
-            skipped = self._epochs(loss, optimiser, trainable, aux, stats)
+            skipped = self._train(items, loss, optimiser, trainable, aux, holder, stats)
         finally:
             holder.sequence_mode = False
         row = {k: (float(np.mean(v)) if v else math.nan) for k, v in stats.items()}
         row["skipped_updates"] = skipped
         return row
+
+    def _train(self, items, loss, optimiser, trainable, aux, holder, stats) -> int:
+        """The gradient steps on the stored ``items``; returns the number of skipped updates."""
+        return self._epochs(loss, optimiser, trainable, aux, stats)
 
     def _epochs(self, loss, optimiser, trainable, aux, stats) -> int:
         skipped = 0

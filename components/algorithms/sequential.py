@@ -1,0 +1,252 @@
+"""Sequential agent-by-agent PPO updates: HAPPO and A2PO.
+
+Both take the batch of one iteration (GAE as for MAPPO) and update the actors in *turns*, one turn
+per agent in an order drawn each iteration. A turn runs the usual ``epochs`` x minibatches; every
+gradient step is one batched forward of all agents (no Python loop over agents), with the policy
+loss (objective and entropy) taken on agent ``j``'s entries only. So with N agents a sequential
+update takes N times MAPPO's gradient steps, and with one agent it *is* the MAPPO update, bit for bit.
+
+**HAPPO** (Kuba et al. 2022; the PKU-MARL/HARL code): a random permutation of the agents each
+iteration. Agent j's clipped objective is weighted by ``M = prod_{k before j} pi_k^new / pi_k^old``
+(per sample, no gradient): ``min(r_j A M, clip(r_j) A M)``, implemented as the clipped loss with the
+advantage ``A M`` (``M > 0``). After agent j's turn its ratio is recomputed on the whole batch with
+the updated policy and multiplied into ``M``. The critic updates once per iteration: its loss joins
+the last turn's gradient steps (the same ``epochs`` x minibatches as MAPPO's critic).
+
+**A2PO** as the LoRASA authors' code runs it (``r_mappo.py``, ``a2po_update`` / ``train_a2po`` with
+the agent loop outside the epochs and the "semi-greedy" order):
+
+- order: agents sorted by ``mean |A_i / V_i|`` over the batch (normalised advantages), descending;
+  the sequence alternates the best remaining agent with a uniformly random remaining one;
+- agent i's ratio is multiplied by the preceding agents' joint ratio ``R = prod_k r_k`` computed at
+  the *current* parameters on each minibatch (no gradient) and clipped to ``1 +/- others_clip``, and
+  the PPO clip then acts on the product: ``min(r_i R A, clip(r_i R, 1 +/- eps) A)``. (The A2PO paper
+  writes the correction as a factor on the advantage outside the clip; the code puts it inside the
+  ratio, which we follow.) Here ``R`` is read from the same batched forward that gives ``r_i``.
+- the critic updates in every turn, its loss taken on agent i's samples, as in the code.
+
+Not reproduced from the code: its division of the shared-policy loss by the number of agents
+sharing it (Adam is invariant to that scale up to ``eps`` and gradient clipping) and, for SePS, its
+``ceil(epochs / cluster size)`` epochs per turn.
+
+**Parameters that are not agent j's.** With shared parameters (PS, SePS clusters, MTL trunk, Prism
+bases) agent j's turn moves them from agent j's samples. Per-agent tensors (``param_sharing`` tag
+"agent", leading agent axis; "cluster" tensors: leading cluster axis) must not move for other agents:
+:class:`SliceGuard` zeroes the other rows' gradients before clipping and, around Adam's step,
+restores the other rows of the parameter and of Adam's ``exp_avg`` / ``exp_avg_sq``, and keeps one
+step count per row (``state["slice_step"]``) that is swapped into Adam's ``step`` for the row that
+moves. So each agent's slice sees exactly the Adam it would see with its own optimiser.
+
+With ``normalize_advantage`` the advantage is normalised once over the whole batch (as both
+reference codes do), not per minibatch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchrl.objectives import ClipPPOLoss
+
+from components.algorithms.update import PPOUpdate
+from components.layers import AGENT, CLUSTER
+
+SEQUENTIAL = ("happo", "a2po")
+VALUE, LOGP = ("agents", "state_value"), ("agents", "action_log_prob")
+
+
+class SequentialPPOLoss(ClipPPOLoss):
+    """ClipPPOLoss without reduction (losses ``[*B, N]``: the updater picks agent j's entries), with
+    A2PO's correction of the ratio when ``self.a2po`` is ``(preceding agents (LongTensor), clip)``."""
+
+    a2po = None
+
+    def _log_weight(self, tensordict, adv_shape):
+        log_weight, dist, kl_approx, log_is_weight = super()._log_weight(tensordict, adv_shape)
+        if self.a2po is not None and self.a2po[0].numel():  # log_weight [*B, N, 1], agent axis -2
+            preceding, clip = self.a2po
+            joint = log_weight.detach().index_select(-2, preceding).sum(-2, keepdim=True)
+            joint = joint.exp().clamp(1.0 - clip, 1.0 + clip).log()
+            log_weight = log_weight + joint  # the same factor for every agent; only agent j's is used
+        return log_weight, dist, kl_approx, log_is_weight
+
+
+def agent_rows(modules, agent: int):
+    """``(parameter, row)`` for every trainable per-agent or per-cluster tensor with more than one row
+    in ``modules``: ``row`` is agent ``agent``'s index into the leading axis."""
+    seen, out = set(), []
+    for module in modules:
+        tags = getattr(module, "param_sharing", {})
+        for name, p in module.named_parameters(recurse=False):
+            kind = tags.get(name)
+            if kind not in (AGENT, CLUSTER) or not p.requires_grad or p.shape[0] < 2 or id(p) in seen:
+                continue
+            seen.add(id(p))
+            out.append((p, agent if kind == AGENT else int(module.clusters[agent])))
+    return out
+
+
+class SliceGuard:
+    """Optimiser steps that move only given rows of given tensors (see the module docstring)."""
+
+    def __init__(self, optimiser: torch.optim.Optimizer, rows):
+        self.optimiser, self.rows = optimiser, rows
+
+    def mask_gradients(self) -> None:
+        for p, row in self.rows:
+            if p.grad is not None:
+                keep = p.grad[row].clone()
+                p.grad.zero_()
+                p.grad[row] = keep
+
+    def step(self) -> None:
+        saved = []
+        for p, row in self.rows:
+            if p.grad is None:
+                continue
+            state = self.optimiser.state[p]
+            if state:
+                slice_step = state.get("slice_step")
+                if slice_step is None:  # moments from before the sequential turns: one shared count
+                    slice_step = torch.full((p.shape[0],), float(state["step"]))
+                moments = {k: state[k].clone() for k in ("exp_avg", "exp_avg_sq")}
+                state["step"] = slice_step[row].clone()
+            else:  # Adam initialises the state in this step: the other rows start from zero
+                slice_step, moments = torch.zeros(p.shape[0], dtype=torch.get_default_dtype()), None
+            saved.append((p, row, p.detach().clone(), moments, slice_step))
+        self.optimiser.step()
+        with torch.no_grad():
+            for p, row, value, moments, slice_step in saved:
+                state = self.optimiser.state[p]
+                others = torch.ones(p.shape[0], dtype=torch.bool)
+                others[row] = False
+                p[others] = value[others]
+                for k in ("exp_avg", "exp_avg_sq"):
+                    state[k][others] = 0.0 if moments is None else moments[k][others]
+                slice_step = slice_step.clone()
+                slice_step[row] = float(state["step"])
+                state["slice_step"] = slice_step
+
+
+class SequentialUpdate(PPOUpdate):
+    """``PPOUpdate`` with the actors updated agent by agent (HAPPO or A2PO); same call signature."""
+
+    def __init__(self, method: str, *args, others_clip: float = 0.1, **kwargs):
+        if method not in SEQUENTIAL:
+            raise ValueError(f"sequential method must be one of {list(SEQUENTIAL)}, got {method!r}")
+        super().__init__(*args, **kwargs)
+        self.method, self.others_clip = method, others_clip
+        self.last_order: list[int] = []
+
+    # --- order ------------------------------------------------------------------------------------
+    def order(self, advantage: torch.Tensor, value: torch.Tensor) -> list[int]:
+        """HAPPO: a random permutation. A2PO: semi-greedy by ``mean |A_i / V_i|``. ``advantage`` and
+        ``value``: ``[..., N, 1]``. No random draw with one agent."""
+        n = advantage.shape[-2]
+        if n == 1:
+            return [0]
+        if self.method == "happo":
+            return torch.randperm(n).tolist()
+        score = (advantage / value).abs().nan_to_num(posinf=torch.finfo(advantage.dtype).max)
+        score = score.reshape(-1, n).mean(0)
+        remaining = sorted(range(n), key=lambda i: -float(score[i]))  # stable: ties keep agent order
+        seq = []
+        while remaining:
+            seq.append(remaining.pop(0))
+            if remaining:
+                seq.append(remaining.pop(int(torch.randint(len(remaining), ()))))
+        return seq
+
+    # --- the turns --------------------------------------------------------------------------------
+    def _train(self, items, loss, optimiser, trainable, aux, holder, stats) -> int:
+        if not isinstance(loss, SequentialPPOLoss):
+            raise TypeError(f"{self.method} needs the loss built by make_loss for {self.method!r}")
+        adv_key = loss.tensor_keys.advantage  # GAE's advantage, [*rows, N, 1]
+        advantage = items.get(adv_key)
+        normalised = (advantage - advantage.mean()) / advantage.std().clamp_min(1e-6)
+        if loss.normalize_advantage:
+            advantage = normalised
+        order = self.order(normalised, items.get(VALUE))
+        self.last_order = order
+        n, skipped = len(order), 0
+        factor = None  # HAPPO's product of the updated agents' ratios, per stored row: [*rows, 1, 1]
+        old_logp = items.get(LOGP)
+        actor_modules = list(holder.modules())
+        critic_modules = list(loss.critic_network.modules())
+        flag = loss.normalize_advantage
+        loss.normalize_advantage = False
+        try:
+            for turn, agent in enumerate(order):
+                modules = actor_modules + (critic_modules if self.method == "a2po" else [])
+                guard = SliceGuard(optimiser, agent_rows(modules, agent))
+                critic = "agent" if self.method == "a2po" else ("all" if turn == n - 1 else None)
+                if self.method == "a2po":
+                    loss.a2po = (torch.tensor(order[:turn], dtype=torch.long), self.others_clip)
+                turn_adv = advantage if factor is None else advantage * factor
+                replace = factor is not None or flag
+                skipped += self._turn(loss, optimiser, trainable, aux, stats, guard, agent, critic,
+                                      (adv_key, turn_adv) if replace else None)
+                if self.method == "happo" and turn < n - 1:
+                    with torch.no_grad():
+                        new_logp = loss._get_cur_log_prob(items.copy())[0]
+                    ratio = (new_logp[..., agent] - old_logp[..., agent]).exp()[..., None, None]
+                    factor = ratio if factor is None else factor * ratio
+        finally:
+            loss.a2po = None
+            loss.normalize_advantage = flag
+        self.last_factor = factor
+        return skipped
+
+    def _turn(self, loss, optimiser, trainable, aux, stats, guard, agent, critic, advantage) -> int:
+        skipped = 0
+        for _ in range(self.epochs):
+            for _ in range(self.steps):
+                sample, info = self.buffer.sample(return_info=True)
+                if advantage is not None:
+                    sample.set(advantage[0], advantage[1][info["index"]])
+                out = loss(sample)
+                aux_loss = aux()
+                objective = out["loss_objective"].select(-1, agent).mean()
+                total = objective
+                critic_loss = None
+                if critic is not None and "loss_critic" in out.keys():
+                    critic_loss = out["loss_critic"]
+                    critic_loss = critic_loss.mean() if critic == "all" else critic_loss.select(-1, agent).mean()
+                    total = total + critic_loss
+                entropy_loss = out["loss_entropy"].select(-1, agent).mean() if "loss_entropy" in out.keys() else None
+                total = total + (0.0 if entropy_loss is None else entropy_loss) + aux_loss
+                optimiser.zero_grad(set_to_none=True)
+                if not torch.isfinite(total):
+                    skipped += 1
+                    self.on_nonfinite("loss")
+                    continue
+                total.backward()
+                guard.mask_gradients()
+                grad_norm = torch.nn.utils.clip_grad_norm_(trainable, self.max_grad_norm)
+                if not torch.isfinite(grad_norm):
+                    skipped += 1
+                    optimiser.zero_grad(set_to_none=True)
+                    self.on_nonfinite("gradient")
+                    continue
+                guard.step()
+                self.on_finite()
+                stats["loss_objective"].append(objective.item())
+                if critic_loss is not None:
+                    stats["loss_critic"].append(critic_loss.item())
+                if entropy_loss is not None:
+                    stats["loss_entropy"].append(entropy_loss.item())
+                for key in ("entropy", "kl_approx", "clip_fraction"):
+                    if key in out.keys():
+                        stats[key].append(out[key].detach().float().mean().item())
+                stats["loss_aux"].append(float(aux_loss))
+                stats["grad_norm"].append(grad_norm.item())
+        return skipped
+
+
+def make_update(algorithm, chunk: int, on_nonfinite, on_finite) -> PPOUpdate:
+    """The update of ``algorithm`` (an :class:`~components.config.AlgorithmConfig`): ``PPOUpdate`` for
+    MAPPO / IPPO, :class:`SequentialUpdate` for HAPPO / A2PO."""
+    a = algorithm
+    args = (a.frames_per_batch, a.minibatch_size, a.epochs, a.max_grad_norm, chunk)
+    if a.name in SEQUENTIAL:
+        return SequentialUpdate(a.name, *args, others_clip=a.others_clip, on_nonfinite=on_nonfinite,
+                                on_finite=on_finite)
+    return PPOUpdate(*args, on_nonfinite=on_nonfinite, on_finite=on_finite)

@@ -1,0 +1,222 @@
+"""Sequential agent-by-agent updates (HAPPO, A2PO): equal to MAPPO with one agent, HAPPO's correction
+factor, only the agent in its turn moves its parameters and Adam state, every strategy trains."""
+
+import tempfile
+
+import pytest
+import torch
+from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+from components.algorithms import actor_net
+from components.algorithms.sequential import SliceGuard, SequentialUpdate, agent_rows
+from components.layers import IndexedLinear, StackedLinear
+from components.trainer import Trainer
+from tests.components.test_trainer import ITER, params, tiny, two_phase
+
+
+def rollout(trainer):
+    """A batch as the collector gives it (stochastic actions), ``[envs, 20]``."""
+    with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):
+        return trainer.env.rollout(20, trainer.actor, break_when_any_done=False)
+
+
+def trained(alg, strategy="ps", iterations=2, **changes):
+    cfg = tiny(**{"algorithm.name": alg, "strategy": {"name": strategy} if isinstance(strategy, str) else strategy,
+                  "total_frames": iterations * ITER, **changes})
+    trainer = Trainer(cfg, run_dir=tempfile.mkdtemp())
+    trainer.run()
+    return trainer
+
+
+@pytest.mark.parametrize("alg", ["happo", "a2po"])
+@pytest.mark.parametrize("strategy,recurrent", [("ps", False), ("nps", True)], ids=["ps-mlp", "nps-gru"])
+def test_with_one_agent_the_sequential_update_is_mappo_bit_for_bit(alg, strategy, recurrent):
+    one = {"env.options": {"n_agents": 1}, "algorithm.recurrent": recurrent, "algorithm.chunk_length": 5}
+    mappo, seq = trained("mappo", strategy, **one), trained(alg, strategy, **one)
+    assert isinstance(seq.update, SequentialUpdate)
+    a, b = params(mappo), params(seq)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_happo_factor_is_the_product_of_the_preceding_agents_ratios():
+    torch.manual_seed(0)
+    trainer = Trainer(tiny(**{"algorithm.name": "happo", "strategy": {"name": "nps"}, "env.options": {"n_agents": 3}}),
+                      run_dir=tempfile.mkdtemp())
+    batch = rollout(trainer)
+    holder = actor_net(trainer.actor)
+    seen, sample = [], trainer.update.buffer.sample
+    forward = trainer.loss.forward
+
+    def recording_sample(*args, **kwargs):
+        td, info = sample(*args, **kwargs)
+        seen.append(info["index"])
+        return td, info
+
+    def recording_forward(td):
+        seen.append(td["advantage"].clone())
+        return forward(td)
+
+    trainer.update.buffer.sample = recording_sample
+    trainer.loss.forward = recording_forward
+    trainer.update(batch, trainer.loss, trainer.optimiser, trainer.trainable, lambda: 0.0, holder)
+    order, factor = trainer.update.last_order, trainer.update.last_factor
+    items = batch.reshape(-1)
+    # the last agent's turn learns from the advantage times the factor
+    index, advantage = seen[-2], seen[-1]
+    assert torch.equal(advantage, items["advantage"][index] * factor[index])
+    with torch.no_grad():  # NPS: an agent's policy does not change after its turn, so its final ratio is its ratio then
+        new = trainer.loss._get_cur_log_prob(items.copy())[0]
+    old = items["agents", "action_log_prob"]
+    expected = torch.ones(new.shape[:-1])
+    for k in order[:-1]:
+        expected = expected * (new[..., k] - old[..., k]).exp()
+    assert factor.shape == (items.shape[0], 1, 1)
+    assert (expected - 1).abs().max() > 1e-3  # the agents did move
+    torch.testing.assert_close(factor[:, 0, 0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a2po_multiplies_the_ratio_by_the_clipped_joint_ratio_of_the_preceding_agents():
+    trainer = Trainer(tiny(**{"algorithm.name": "a2po", "strategy": {"name": "nps"}, "env.options": {"n_agents": 3}}),
+                      run_dir=tempfile.mkdtemp())
+    trainer.update(rollout(trainer), trainer.loss, trainer.optimiser, trainer.trainable, lambda: 0.0,
+                   actor_net(trainer.actor))  # the policy moves away from the one that collected
+    loss, td = trainer.loss, trainer.update.buffer.sample()
+    shape = td["advantage"].shape[:-1]
+    with torch.no_grad():
+        plain = loss._log_weight(td, shape)[0]  # [B, 3, 1]
+        joint = (plain[:, 0] + plain[:, 2]).exp()
+        assert (joint - 1).abs().max() > 1e-3
+        for clip in (0.5, 1e-4):
+            loss.a2po = (torch.tensor([0, 2]), clip)
+            corrected = loss._log_weight(td, shape)[0]
+            loss.a2po = None
+            expected = plain + joint.clamp(1 - clip, 1 + clip).log().unsqueeze(1)
+            torch.testing.assert_close(corrected, expected)
+
+
+def test_slice_guard_steps_each_row_as_its_own_adam():
+    """Turns 0, 0, 2, 1, 0 on a stacked [3, 4, 5] weight equal three independent Adams, one per agent,
+    each stepping only in its own turns (bit for bit); the other rows and their moments stay untouched,
+    whatever gradient the other rows had."""
+    torch.manual_seed(0)
+    layer = StackedLinear(3, 5, 4)
+    copies = [torch.nn.Parameter(layer.weight[i].detach().clone()) for i in range(3)]
+    adam = torch.optim.Adam([layer.weight], lr=0.1)
+    own = [torch.optim.Adam([c], lr=0.1) for c in copies]
+    for turn in (0, 0, 2, 1, 0):
+        grad = torch.randn(3, 4, 5)
+        before = {k: v.clone() for k, v in adam.state[layer.weight].items()} if adam.state else None
+        layer.weight.grad = grad.clone()
+        guard = SliceGuard(adam, agent_rows([layer], turn))
+        guard.mask_gradients()
+        assert layer.weight.grad[[i for i in range(3) if i != turn]].abs().sum() == 0
+        guard.step()
+        copies[turn].grad = grad[turn].clone()
+        own[turn].step()
+        for i in range(3):
+            assert torch.equal(layer.weight[i], copies[i]), (turn, i)
+        state = adam.state[layer.weight]
+        for k in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(state[k][turn], own[turn].state[copies[turn]][k])
+            for i in set(range(3)) - {turn}:
+                assert torch.equal(state[k][i], torch.zeros_like(state[k][i]) if before is None else before[k][i])
+    assert adam.state[layer.weight]["slice_step"].tolist() == [3.0, 1.0, 1.0]
+
+
+def test_slice_guard_moves_only_the_agents_cluster():
+    layer = IndexedLinear([0, 1, 0], 3, 2)
+    adam = torch.optim.Adam(layer.parameters(), lr=0.1)
+    before = layer.weight.detach().clone()
+    layer(torch.randn(4, 3, 3)).sum().backward()
+    guard = SliceGuard(adam, agent_rows([layer], 1))
+    guard.mask_gradients()
+    guard.step()
+    assert torch.equal(layer.weight[0], before[0]) and not torch.equal(layer.weight[1], before[1])
+
+
+@pytest.mark.parametrize("alg", ["happo", "a2po"])
+def test_in_agent_js_turn_only_agent_js_parameters_and_adam_state_move(alg, monkeypatch):
+    """One turn, agent 1's, through the trainer: NPS actor rows 0 and 2 and their Adam moments stay."""
+    trainer = Trainer(tiny(**{"algorithm.name": alg, "strategy": {"name": "nps"}, "env.options": {"n_agents": 3},
+                              "algorithm.critic_sharing": "nps"}), run_dir=tempfile.mkdtemp())
+    monkeypatch.setattr(trainer.update, "order", lambda *args: [1])
+    net = actor_net(trainer.actor).net
+    rows = agent_rows(net.modules(), 1)
+    assert rows
+    before = [p.detach().clone() for p, _ in rows]
+    critic_rows = agent_rows(trainer.critic.modules(), 1)
+    critic_before = [p.detach().clone() for p, _ in critic_rows]
+    batch = rollout(trainer)
+    trainer.update(batch, trainer.loss, trainer.optimiser, trainer.trainable, lambda: 0.0, actor_net(trainer.actor))
+    for (p, row), old in zip(rows, before):
+        assert row == 1 and not torch.equal(p[1], old[1])
+        assert torch.equal(p[0], old[0]) and torch.equal(p[2], old[2])
+        state = trainer.optimiser.state[p]
+        for k in ("exp_avg", "exp_avg_sq"):
+            assert state[k][[0, 2]].abs().sum() == 0 and state[k][1].abs().sum() > 0
+        assert state["slice_step"].tolist() == [0.0, float(state["step"]), 0.0]
+    # the critic: HAPPO updates all of it once (its last turn), A2PO only agent 1's on agent 1's samples
+    for (p, _), old in zip(critic_rows, critic_before):
+        assert not torch.equal(p[1], old[1])
+        assert torch.equal(p[0], old[0]) == (alg == "a2po")
+
+
+@pytest.mark.parametrize("alg", ["happo", "a2po"])
+def test_agent_js_turn_does_not_depend_on_the_other_agents_policy_data(alg, monkeypatch):
+    """Shared parameters: agent 1's turn moves them from agent 1's samples only, so changing the other
+    agents' stored log-probabilities (their ratios) changes nothing."""
+    out = []
+    for shift in (0.0, 0.5):
+        trainer = Trainer(tiny(**{"algorithm.name": alg, "env.options": {"n_agents": 3}}), run_dir=tempfile.mkdtemp())
+        monkeypatch.setattr(trainer.update, "order", lambda *args: [1])
+        batch = rollout(trainer)
+        batch["agents", "action_log_prob"][..., [0, 2]] += shift
+        trainer.update(batch, trainer.loss, trainer.optimiser, trainer.trainable, lambda: 0.0, actor_net(trainer.actor))
+        out.append(params(trainer))
+    assert out[0].keys() == out[1].keys()
+    for k in out[0]:
+        assert torch.equal(out[0][k], out[1][k]), k
+
+
+def test_a2po_semi_greedy_order_alternates_best_and_random():
+    update = SequentialUpdate("a2po", 100, 100, 1, 1.0, 1, on_nonfinite=None, on_finite=None)
+    score = torch.tensor([0.1, 5.0, 0.3, 2.0, 1.0])  # by score: 1, 3, 4, 2, 0
+    adv, value = score.expand(10, 5).unsqueeze(-1), torch.ones(10, 5, 1)
+    second = set()
+    for seed in range(8):
+        torch.manual_seed(seed)
+        order = update.order(adv, value)
+        assert sorted(order) == list(range(5)) and order[0] == 1
+        second.add(order[1])
+        best_left = [i for i in (1, 3, 4, 2, 0) if i not in order[:2]][0]
+        assert order[2] == best_left  # the third pick is again the best remaining
+    assert len(second) > 1  # the second pick is random
+    update.method = "happo"
+    assert sorted(update.order(adv, value)) == list(range(5))
+
+
+STRATEGIES = {
+    "ps": {"strategy": {"name": "ps"}},
+    "nps": {"strategy": {"name": "nps"}},
+    "mtl": {"strategy": {"name": "mtl"}},
+    "seps": {"strategy": {"name": "seps", "clusters": [0, 1, 0]}},
+    "ps_lora": {"strategy": {"name": "ps"}, "schedule": two_phase(until=ITER)},
+    "prism": {"strategy": {"name": "prism"}},
+}
+
+
+@pytest.mark.parametrize("alg", ["happo", "a2po"])
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_sequential_trains_with_every_strategy(alg, name):
+    changes = {**STRATEGIES[name], "env.options": {"n_agents": 3}}
+    if name in ("nps", "ps_lora"):  # and a GRU actor
+        changes.update({"algorithm.recurrent": True, "algorithm.chunk_length": 5})
+    strategy = changes.pop("strategy")
+    trainer = trained(alg, strategy, **changes)
+    summary = trainer.summary()
+    assert summary["iterations"] == 2 and summary["algorithm"] == alg
+    if name == "ps_lora":
+        assert summary["final_strategy"] == "ps_lora"
+    assert sorted(trainer.update.last_order) == [0, 1, 2]
