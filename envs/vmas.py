@@ -7,6 +7,8 @@ episodes end (VMAS scenarios otherwise run forever); ``continuous_actions`` defa
 
 from __future__ import annotations
 
+import warnings
+
 from torchrl.envs import EnvBase
 
 from components.checkpoint import RNG_STREAMS
@@ -52,8 +54,16 @@ def make(task: str, num_envs: int = 1, seed: int | None = None, max_steps: int =
     valid = scenarios()
     if task not in valid:
         raise ValueError(f"unknown VMAS scenario {task!r}; valid scenarios: {valid}")
-    env = VmasEnv(task, num_envs=num_envs, continuous_actions=continuous_actions, max_steps=max_steps,
-                  seed=seed, device=device, categorical_actions=True, **options)
+    with warnings.catch_warnings(record=True) as caught:  # VMAS only warns about options a scenario ignores
+        warnings.simplefilter("always")
+        env = VmasEnv(task, num_envs=num_envs, continuous_actions=continuous_actions, max_steps=max_steps,
+                      seed=seed, device=device, categorical_actions=True, **options)
+    unused = [str(w.message).split(" passed")[0] for w in caught if "passed but not used by the scenario" in str(w.message)]
+    if unused:
+        raise ValueError(f"vmas/{task} does not take the option(s) {unused[0].removeprefix('Scenario kwargs: ')}; "
+                         f"see the scenario's make_world in VMAS for the ones it takes")
+    for w in caught:  # every other warning as it was
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if list(env.group_map) != [GROUP]:
         raise ValueError(
             f"vmas/{task} has agent groups {list(env.group_map)}; marlshare trains one group of "

@@ -150,6 +150,7 @@ def test_signal_saves_a_checkpoint_and_the_summary_and_exits_with_one_line(tmp_p
     (["env.options.num_workers=-2"], "env.options.num_workers=-2 must be an integer >= 0"),
     (["+totl_frames=1200"], "unknown setting totl_frames; did you mean total_frames?"),
     (["env.options.not_an_option=1", "env=pettingzoo/simple_spread"], "not_an_option"),
+    (["env.options.nagents=3"], "vmas/navigation does not take the option(s) {'nagents': 3}"),
     (["env=foo/bar"], "unknown env family 'foo'"),
 ])
 def test_user_mistakes_are_one_line_before_any_directory(tmp_path, bad, message, monkeypatch, capsys):
