@@ -112,6 +112,9 @@ def report(paths: list[str], out: Path, docs: Path, reps: int = 2000) -> dict:
     import matplotlib.pyplot as plt
     import torch
 
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module="arch")  # rliable's RandomState use
     torch.set_num_threads(1)
     definitions = {}
     for p in paths:
@@ -141,14 +144,19 @@ def report(paths: list[str], out: Path, docs: Path, reps: int = 2000) -> dict:
             curves = {c["label"]: np.stack([r["returns"][:n_frames] for r in c["runs"]])[:, None, :] for c in here}
             cpoint, cci = curve_estimates(curves, max(200, reps // 4))
             ax = axes[t][0]
+            zoom = []
             for i, c in enumerate(here):
                 frames = c["runs"][0]["frames"][:n_frames]
                 ax.plot(frames, cpoint[c["label"]], color=f"C{i}", label=c["label"])
                 ax.fill_between(frames, cci[c["label"]][0], cci[c["label"]][1], color=f"C{i}", alpha=0.2)
+                late = frames >= 0.25 * frames[-1]
+                zoom += [cci[c["label"]][0][late].min(), cci[c["label"]][1][late].max()]
                 for s in c["runs"][0]["switch"]:
                     ax.axvline(s, color=f"C{i}", ls=":", lw=1)
+            pad = 0.05 * (max(zoom) - min(zoom) + 1e-9)
+            ax.set_ylim(min(zoom) - pad, max(zoom) + pad)  # the first quarter (random policy) is off scale
             ax.set(xlabel="environment frames", ylabel="eval return (mean per agent)",
-                   title=f"{task}: IQM over seeds, shaded 95% bootstrap CI (dotted: switch)")
+                   title=f"{task.split('/')[-1]}: IQM over seeds, 95% CI (dotted: switch; y from 25% of training)")
             ax.legend(fontsize=8)
             ax.grid(alpha=0.3)
             ax = axes[t][1]
@@ -158,7 +166,7 @@ def report(paths: list[str], out: Path, docs: Path, reps: int = 2000) -> dict:
                             fmt="o", color=f"C{i}", capsize=4)
             ax.set_yticks(range(len(labels)), labels)
             ax.invert_yaxis()
-            ax.set(xlabel="final eval return: IQM, 95% CI", title=f"{task}: final return")
+            ax.set(xlabel="final eval return: IQM, 95% CI", title=f"{task.split('/')[-1]}: final eval return")
             ax.grid(alpha=0.3, axis="x")
             md.append(f"`{task}`\n")
             header = "| config | seeds | IQM [95% CI] | mean [95% CI] | params total | per agent | trainable |"

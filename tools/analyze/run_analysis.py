@@ -212,11 +212,12 @@ def analyse_weights(run, out: Path, checkpoints: list[tuple[str, object]]) -> di
         layers = list(dict.fromkeys(r["layer"] for r in history))
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
         for i, layer in enumerate(layers):
-            pts = sorted((r["frames"], r["delta"], r["merged"]) for r in history if r["layer"] == layer)
+            pts = sorted((r["frames"], r["delta"], r["delta"] / r["shared"]) for r in history if r["layer"] == layer)
             axes[0].plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=f"C{i}", label=layer)
-            axes[1].plot([p[0] for p in pts], [p[2] for p in pts], "o-", color=f"C{i}", label=layer)
+            axes[1].plot([p[0] for p in pts], [100 * p[2] for p in pts], "o-", color=f"C{i}", label=layer)
         axes[0].set(xlabel="frames at checkpoint", ylabel="mean ||δθ_i||_F", title="adapter norm over checkpoints")
-        axes[1].set(xlabel="frames at checkpoint", ylabel="mean ||θ'_i||_F", title="merged-weight norm over checkpoints")
+        axes[1].set(xlabel="frames at checkpoint", ylabel="mean ||δθ_i||_F / ||θ_shared||_F (%)",
+                    title="adapter size relative to the shared weight")
         for ax in axes:
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=7)
@@ -230,11 +231,14 @@ def analyse_weights(run, out: Path, checkpoints: list[tuple[str, object]]) -> di
 
 
 def _heatmap(ax, fig, data, xlabel, ylabel, title, cbar, cmap="viridis", vmin=None, vmax=None, annotate=False,
-             yticks=None):
+             yticks=None, xticks=None):
     im = ax.imshow(data, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.set_title(title, fontsize=10)
     if yticks is not None:
         ax.set_yticks(range(len(yticks)), yticks)
+    if xticks is not None:
+        ax.set_xticks(range(len(xticks)), xticks)
     fig.colorbar(im, ax=ax, label=cbar)
     if annotate:
         for (i, j), v in np.ndenumerate(data):
@@ -254,9 +258,11 @@ def analyse_behaviour(run, out: Path, n_states: int, inputs: str, metric: str, s
             "W1, 0-1 ground cost (= total variation)" if metric == "discrete" else "W1 over action indices")
     write_csv(out / "wasserstein.csv", [dict(agent_i=i, agent_j=j, distance=float(w[i, j]))
                                         for i in range(n) for j in range(n)])
-    fig, ax = plt.subplots(figsize=(4.8 + 0.15 * n, 4 + 0.15 * n))
-    _heatmap(ax, fig, w, "agent j", "agent i", f"action-distribution distance, {x.shape[0]:,} inputs\n{_title(run)}",
-             what, cmap="magma", vmin=0, annotate=n <= 12)
+    fig, ax = plt.subplots(figsize=(6.4 + 0.15 * n, 4.8 + 0.15 * n))
+    _heatmap(ax, fig, w, "agent j", "agent i", f"distance between agents' action distributions\n"
+             f"{_title(run)}\nmean over {x.shape[0]:,} inputs ({inputs})",
+             what, cmap="magma", vmin=0, annotate=n <= 12, yticks=list(range(n)) if n <= 16 else None,
+             xticks=list(range(n)) if n <= 16 else None)
     fig.tight_layout()
     fig.savefig(out / "wasserstein.png", dpi=110)
     plt.close(fig)
@@ -293,17 +299,24 @@ def analyse_masks(run, out: Path) -> dict:
         return {"skipped": f"checkpoint's strategy {run.strategy.name!r} has no Prism or AdaPS masks"}
     plt = _plt()
     layers = {**spectral, **units}
-    fig, axes = plt.subplots(len(layers), 1, figsize=(10, 1.6 + 1.9 * len(layers)), squeeze=False)
+    fig, axes = plt.subplots(len(layers), 1, figsize=(10, 1.6 + 2.3 * len(layers)), squeeze=False)
     result, rows = {}, []
     for ax, (layer, value) in zip(axes[:, 0], layers.items()):
         if layer in spectral:
             kept = (value > 0.5).mean(1)
-            result[layer] = dict(kind="prism", kept_fraction=kept.tolist(), mean_mask=value.mean(1).tolist())
+            n = value.shape[0]
+            spread = float(np.abs(value[:, None] - value[None]).mean(-1)[~np.eye(n, dtype=bool)].mean()) if n > 1 else 0.0
+            result[layer] = dict(kind="prism", kept_fraction=kept.tolist(), mean_mask=value.mean(1).tolist(),
+                                 mean_pairwise_abs_difference=spread)
             rows += [dict(layer=layer, kind="prism", row=i, column=k, mask=float(value[i, k]))
                      for i in range(value.shape[0]) for k in range(value.shape[1])]
+            # colour over the data's own range: masks that moved little from their start (sigmoid(3) = 0.95)
+            # would otherwise be one flat colour
             _heatmap(ax, fig, value, "singular direction k (by initial singular value)", "agent",
-                     f"Prism {layer}: kept (mask > 0.5) per agent " + ", ".join(f"{f:.2f}" for f in kept),
-                     "mask σ(l_ik)", vmin=0, vmax=1)
+                     f"Prism {layer}: kept (mask > 0.5) per agent " + ", ".join(f"{f:.2f}" for f in kept)
+                     + "\nmean mask per agent " + ", ".join(f"{m:.3f}" for m in value.mean(1))
+                     + f"; mean |m_i - m_j| = {spread:.3g}", "mask σ(l_ik)",
+                     yticks=list(range(n)) if n <= 16 else None)
         else:
             masks, clusters = value
             kept = masks.mean(1)
@@ -326,12 +339,14 @@ def lora_checkpoints(run_dir: Path) -> list[tuple[str, object, int]]:
     """(name, network, frames) of every checkpoint of the run whose network has LoRA adapters."""
     from components.runs import load_run
 
-    found = []
-    for path in sorted((run_dir / "checkpoints").glob("*.pt")):
+    found = {}
+    # named checkpoints first: a rotated copy (last.1) saved at the same frame as phase_switch is a duplicate
+    for path in sorted((run_dir / "checkpoints").glob("*.pt"), key=lambda p: (p.stem.startswith("last"), p.stem)):
         r = load_run(run_dir, checkpoint=str(path))
-        if measures.lora_layers(r.net):
-            found.append((path.stem, r.net, int(r.state.get("frames", 0))))
-    return sorted(found, key=lambda t: t[2])
+        frames = int(r.state.get("frames", 0))
+        if measures.lora_layers(r.net) and frames not in found:
+            found[frames] = (path.stem, r.net, frames)
+    return [found[f] for f in sorted(found)]
 
 
 def analyze(run_dir, checkpoint: str = "last", out=None, n_states: int = 256, inputs: str = "shared",
