@@ -57,6 +57,10 @@ class AlgorithmConfig:
     # of where the previous one stopped, which makes resumed runs bit-identical. With episodes no
     # longer than frames_per_batch / num_envs steps nothing is truncated.
     reset_each_iteration: bool = True
+    # Value-loss details of the MAPPO / LoRASA reference code (docs/algorithms.md); off by default
+    value_norm: bool = False  # running mean/std of the value targets (the reference's use_valuenorm)
+    huber_delta: Optional[float] = None  # Huber value loss with this delta (reference: 10); None: squared error
+    clip_value_loss: bool = False  # clipped value loss, radius clip_epsilon (reference: on)
     # A2PO: the preceding agents' joint ratio is clipped to 1 +/- others_clip (the LoRASA code's default)
     others_clip: float = 0.1
 
@@ -254,6 +258,8 @@ def validate_config(cfg: TrainConfig) -> None:
             _integer(f"env.options.{key}", cfg.env.options[key], low=low)
     if not 0 < a.gamma <= 1:
         raise ConfigError(f"algorithm.gamma={a.gamma!r} must be in (0, 1]")
+    if a.huber_delta is not None:
+        _positive("algorithm.huber_delta", a.huber_delta)
     if not 0 <= a.others_clip < 1:
         raise ConfigError(f"algorithm.others_clip={a.others_clip!r} must be in [0, 1)")
     if not 0 <= a.lmbda <= 1:

@@ -137,7 +137,7 @@ class Trainer:
             net = (first.initial_policy() if first.needs_fit() else first).make_network(**self.net_kwargs)
         self.actor = make_actor(net, self.info, a.action_dist)
         self.critic = make_critic(self.info, a.name, a.critic_sharing, tuple(a.critic_hidden), a.activation,
-                                  agent_id=a.critic_agent_id)
+                                  agent_id=a.critic_agent_id, value_norm=a.value_norm)
         if self.resume_state is not None:
             self.critic.load_state_dict(self.resume_state["critic"])
             self.entered = True

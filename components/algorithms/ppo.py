@@ -17,6 +17,7 @@ Keys follow ``envs``: everything per agent lives under ``"agents"``; the log-pro
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from tensordict.nn import TensorDictModule, TensorDictSequential
@@ -116,6 +117,57 @@ class TeamCritic(nn.Module):
         return value.expand(*value.shape[:-2], self.n_agents, value.shape[-1])
 
 
+class ValueNorm(nn.Module):
+    """Running mean and standard deviation of the value targets (the MAPPO / LoRASA code's
+    ``use_valuenorm``, on by default there): debiased exponential moving averages of ``x`` and
+    ``x^2`` with weight ``beta`` per update, variance floored at ``1e-2``. Placed at the end of the
+    critic it *denormalises* the network's output, so GAE, the stored values and the logs are on the
+    return scale, and the loss compares ``normalize(target)`` with ``normalize(value)`` (= the raw
+    network output) as the reference does. The statistics are plain tensors, not buffers, and a deep
+    copy returns the same module: TorchRL's functional loss runs a copy of the critic with copied
+    buffers, and the statistics must be the ones of the trainer's critic. They are saved in the
+    critic's ``state_dict`` as the module's extra state."""
+
+    STATS = ("running_mean", "running_mean_sq", "debiasing_term")
+
+    def __init__(self, beta: float = 0.99999, epsilon: float = 1e-5):
+        super().__init__()
+        self.beta, self.epsilon = beta, epsilon
+        for name in self.STATS:
+            setattr(self, name, torch.zeros(()))
+
+    def __deepcopy__(self, memo):  # TorchRL's loss runs a copy of the critic: it must share these statistics
+        return self
+
+    def get_extra_state(self):
+        return {name: getattr(self, name).clone() for name in self.STATS}
+
+    def set_extra_state(self, state):
+        for name in self.STATS:
+            getattr(self, name).copy_(state[name])
+
+    def stats(self):
+        debias = self.debiasing_term.clamp(min=self.epsilon)
+        mean = self.running_mean / debias
+        var = (self.running_mean_sq / debias - mean ** 2).clamp(min=1e-2)
+        return mean, var.sqrt()
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        x = x.detach()
+        for buffer, value in ((self.running_mean, x.mean()), (self.running_mean_sq, (x ** 2).mean()),
+                              (self.debiasing_term, torch.ones(()))):
+            buffer.mul_(self.beta).add_((1.0 - self.beta) * value)  # in place: functional copies share it
+
+    def normalize(self, x):
+        mean, std = self.stats()
+        return (x - mean) / std
+
+    def forward(self, value):  # the critic's last module: network output -> return scale
+        mean, std = self.stats()
+        return value * std + mean
+
+
 def make_actor(net: nn.Module, info: EnvInfo, action_dist: str = "tanh_normal") -> ProbabilisticActor:
     """Wrap a strategy network (head "normal" for continuous, "linear" logits for discrete). A GRU
     actor (``net.recurrent``) also reads ``"rnn_hidden"`` and ``is_init`` and writes the
@@ -162,7 +214,20 @@ def actor_net(actor: ProbabilisticActor) -> PolicyNet:
 
 
 def make_critic(info: EnvInfo, algorithm: str = "mappo", sharing: str = "shared",
-                hidden=(64, 64), activation: str = "relu", agent_id: bool = True) -> TensorDictSequential:
+                hidden=(64, 64), activation: str = "relu", agent_id: bool = True,
+                value_norm: bool = False) -> TensorDictSequential:
+    """The critic; ``value_norm=True`` appends a :class:`ValueNorm` that denormalises its output."""
+    critic = _critic(info, algorithm, sharing, hidden, activation, agent_id)
+    if value_norm:
+        critic.append(TensorDictModule(ValueNorm(), in_keys=[VALUE], out_keys=[VALUE]))
+    return critic
+
+
+def value_norm_of(critic: nn.Module) -> ValueNorm | None:
+    return next((m for m in critic.modules() if isinstance(m, ValueNorm)), None)
+
+
+def _critic(info, algorithm, sharing, hidden, activation, agent_id) -> TensorDictSequential:
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {list(ALGORITHMS)}, got {algorithm!r}")
     if sharing not in CRITIC_SHARING:
@@ -193,6 +258,8 @@ class PPOSettings:
     normalize_advantage: bool = False
     loss_critic_type: str = "l2"
     algorithm: str = "mappo"  # happo / a2po: the unreduced loss of the sequential updates
+    huber_delta: Optional[float] = None  # Huber value loss with this delta (None: squared error)
+    clip_value_loss: bool = False  # PPO-style clipped value loss, radius clip_epsilon (normalised space)
 
 
 def ppo_settings(algorithm, plan) -> PPOSettings:
@@ -202,18 +269,66 @@ def ppo_settings(algorithm, plan) -> PPOSettings:
     pick = lambda value, default: default if value is None else value  # noqa: E731
     return PPOSettings(clip_epsilon=pick(plan.clip_epsilon, a.clip_epsilon),
                        entropy_coeff=pick(plan.entropy_coeff, a.entropy_coeff), critic_coeff=a.critic_coeff,
-                       gamma=a.gamma, lmbda=a.lmbda, normalize_advantage=a.normalize_advantage, algorithm=a.name)
+                       gamma=a.gamma, lmbda=a.lmbda, normalize_advantage=a.normalize_advantage, algorithm=a.name,
+                       huber_delta=a.huber_delta, clip_value_loss=a.clip_value_loss)
+
+
+class ReferencePPOLoss(ClipPPOLoss):
+    """ClipPPOLoss with the value-loss details of the MAPPO / LoRASA code, through TorchRL's own
+    critic-loss path (``_critic_loss_inputs`` hook, ``clip_value``, ``smooth_l1``):
+
+    - value normalisation: when the critic ends in a :class:`ValueNorm`, the statistics are updated
+      with each minibatch's targets (as the reference does) and target, value and old value are
+      normalised before the distance;
+    - Huber loss with delta ``d``: ``huber_d(e) = d^2 smooth_l1(e / d)``, so the inputs are divided
+      by ``d``, the loss type is ``smooth_l1``, the coefficient is multiplied by ``d^2`` and the value
+      clip radius divided by ``d``;
+    - clipped value loss: TorchRL's ``clip_value`` (``max`` of the plain and the clipped loss).
+
+    ``update_value_norm = False`` freezes the statistics (HAPPO's turns that leave the critic alone).
+    """
+
+    input_scale: float | None = None
+    update_value_norm = True
+
+    @property
+    def value_norm(self) -> ValueNorm | None:  # looked up, not stored: a Module attribute would be registered
+        return value_norm_of(self.critic_network)
+
+    def _critic_loss_inputs(self, target_return, state_value, old_state_value):
+        if self.value_norm is not None:
+            if self.update_value_norm and torch.is_grad_enabled():
+                self.value_norm.update(target_return)
+            target_return, state_value = self.value_norm.normalize(target_return), self.value_norm.normalize(state_value)
+            old_state_value = None if old_state_value is None else self.value_norm.normalize(old_state_value)
+        if self.input_scale is not None:
+            target_return, state_value = target_return * self.input_scale, state_value * self.input_scale
+            old_state_value = None if old_state_value is None else old_state_value * self.input_scale
+        return target_return, state_value, old_state_value
 
 
 def make_loss(actor, critic, settings: PPOSettings) -> ClipPPOLoss:
-    """Clipped PPO loss with TorchRL's GAE, keyed for one agent group."""
+    """Clipped PPO loss with TorchRL's GAE, keyed for one agent group. TorchRL's ClipPPOLoss as it is
+    unless a reference value-loss detail is on (:class:`ReferencePPOLoss`) or the algorithm is
+    sequential (``SequentialPPOLoss``, unreduced)."""
     from components.algorithms.sequential import SEQUENTIAL, SequentialPPOLoss
 
-    sequential = settings.algorithm in SEQUENTIAL
-    cls, extra = (SequentialPPOLoss, {"reduction": "none"}) if sequential else (ClipPPOLoss, {})
+    value_norm = value_norm_of(critic)
+    reference = value_norm is not None or settings.huber_delta is not None or settings.clip_value_loss
+    cls, extra = ((SequentialPPOLoss, {"reduction": "none"}) if settings.algorithm in SEQUENTIAL
+                  else (ReferencePPOLoss, {}) if reference else (ClipPPOLoss, {}))
+    coeff, critic_type, clip_value = settings.critic_coeff, settings.loss_critic_type, None
+    if settings.clip_value_loss:
+        clip_value = settings.clip_epsilon
+    if settings.huber_delta is not None:
+        d = float(settings.huber_delta)
+        coeff, critic_type = coeff * d * d, "smooth_l1"
+        clip_value = None if clip_value is None else clip_value / d
     loss = cls(actor, critic, clip_epsilon=settings.clip_epsilon, entropy_coeff=settings.entropy_coeff,
-               critic_coeff=settings.critic_coeff, loss_critic_type=settings.loss_critic_type,
+               critic_coeff=coeff, loss_critic_type=critic_type, clip_value=clip_value,
                normalize_advantage=settings.normalize_advantage, **extra)
+    if isinstance(loss, ReferencePPOLoss):
+        loss.input_scale = None if settings.huber_delta is None else 1.0 / float(settings.huber_delta)
     loss.set_keys(reward=(GROUP, "reward"), action=ACTION, sample_log_prob=LOGP, value=VALUE,
                   done=(GROUP, "done"), terminated=(GROUP, "terminated"))
     loss.make_value_estimator(ValueEstimators.GAE, gamma=settings.gamma, lmbda=settings.lmbda)

@@ -44,8 +44,8 @@ reference codes do), not per minibatch.
 from __future__ import annotations
 
 import torch
-from torchrl.objectives import ClipPPOLoss
 
+from components.algorithms.ppo import ReferencePPOLoss
 from components.algorithms.update import PPOUpdate
 from components.layers import AGENT, CLUSTER
 
@@ -53,7 +53,7 @@ SEQUENTIAL = ("happo", "a2po")
 VALUE, LOGP = ("agents", "state_value"), ("agents", "action_log_prob")
 
 
-class SequentialPPOLoss(ClipPPOLoss):
+class SequentialPPOLoss(ReferencePPOLoss):
     """ClipPPOLoss without reduction (losses ``[*B, N]``: the updater picks agent j's entries), with
     A2PO's correction of the ratio when ``self.a2po`` is ``(preceding agents (LongTensor), clip)``."""
 
@@ -178,6 +178,7 @@ class SequentialUpdate(PPOUpdate):
                 modules = actor_modules + (critic_modules if self.method == "a2po" else [])
                 guard = SliceGuard(optimiser, agent_rows(modules, agent))
                 critic = "agent" if self.method == "a2po" else ("all" if turn == n - 1 else None)
+                loss.update_value_norm = critic is not None
                 if self.method == "a2po":
                     loss.a2po = (torch.tensor(order[:turn], dtype=torch.long), self.others_clip)
                 turn_adv = advantage if factor is None else advantage * factor
@@ -190,7 +191,7 @@ class SequentialUpdate(PPOUpdate):
                     ratio = (new_logp[..., agent] - old_logp[..., agent]).exp()[..., None, None]
                     factor = ratio if factor is None else factor * ratio
         finally:
-            loss.a2po = None
+            loss.a2po, loss.update_value_norm = None, True
             loss.normalize_advantage = flag
         self.last_factor = factor
         return skipped

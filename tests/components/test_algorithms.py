@@ -43,3 +43,82 @@ def test_team_critic_gives_every_agent_the_same_centralised_value():
     td = TensorDict({("agents", "observation"): torch.randn(6, 3, 4)}, [6])
     v = critic(td)["agents", "state_value"]
     assert v.shape == (6, 3, 1) and torch.equal(v[:, 0], v[:, 2])
+
+
+# --- the reference MAPPO value-loss details (settings; off by default) ---------------------------------
+
+def _critic_batch(**changes):
+    import tempfile
+
+    from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+    from components.algorithms import expand_done
+    from components.trainer import Trainer
+    from tests.components.test_trainer import tiny
+
+    trainer = Trainer(tiny(**{"env.options": {"n_agents": 2}, **changes}), run_dir=tempfile.mkdtemp())
+    with torch.no_grad(), set_exploration_type(ExplorationType.RANDOM):
+        batch = trainer.env.rollout(20, trainer.actor, break_when_any_done=False)
+        expand_done(batch)
+        trainer.loss.value_estimator(batch, params=trainer.loss.critic_network_params,
+                                     target_params=trainer.loss.target_critic_network_params)
+    return trainer, batch.reshape(-1)
+
+
+def _value(trainer, td):
+    with torch.no_grad():
+        return trainer.critic(td.clone())["agents", "state_value"]
+
+
+def test_default_value_loss_is_torchrls_squared_error():
+    trainer, td = _critic_batch()
+    v, target = _value(trainer, td), td["value_target"]
+    loss = trainer.loss.loss_critic(td)[0].mean()
+    torch.testing.assert_close(loss, (target - v).pow(2).mean())
+
+
+def test_huber_value_loss_has_the_given_delta():
+    trainer, td = _critic_batch(**{"algorithm.huber_delta": 0.05})
+    v, target = _value(trainer, td), td["value_target"]
+    assert (target - v).abs().max() > 0.05  # both branches of the Huber loss are used
+    loss = trainer.loss.loss_critic(td)[0].mean()
+    expected = torch.nn.functional.huber_loss(v, target, delta=0.05)
+    torch.testing.assert_close(loss, expected)
+    assert not torch.allclose(loss, (target - v).pow(2).mean())
+
+
+def test_clipped_value_loss_takes_the_worse_of_plain_and_clipped():
+    trainer, td = _critic_batch(**{"algorithm.clip_value_loss": True})
+    eps = trainer.cfg.algorithm.clip_epsilon
+    td["agents", "state_value"] = td["agents", "state_value"] + torch.randn_like(td["agents", "state_value"])
+    old, v, target = td["agents", "state_value"], _value(trainer, td), td["value_target"]
+    clipped = old + (v - old).clamp(-eps, eps)
+    expected = torch.maximum((target - v).pow(2), (target - clipped).pow(2)).mean()
+    torch.testing.assert_close(trainer.loss.loss_critic(td)[0].mean(), expected)
+    assert expected > (target - v).pow(2).mean() * 1.01
+
+
+def test_value_norm_denormalises_the_critic_and_normalises_the_loss():
+    from components.algorithms.ppo import ValueNorm, value_norm_of
+
+    trainer, td = _critic_batch(**{"algorithm.value_norm": True})
+    norm = value_norm_of(trainer.critic)
+    assert isinstance(norm, ValueNorm) and any(k.endswith("_extra_state") for k in trainer.critic.state_dict())
+    target = td["value_target"]
+    norm.update(target * 0 + 3.0)  # statistics away from the start: mean 3, std floored at 0.1
+    mean, std = norm.stats()
+    torch.testing.assert_close(mean, torch.tensor(3.0))
+    raw = _value(trainer, td)
+    norm.running_mean.zero_(), norm.running_mean_sq.zero_(), norm.debiasing_term.zero_()
+    norm.update(target)  # now the loss uses stats of the targets
+    v = _value(trainer, td)
+    mean, std = norm.stats()
+    assert not torch.allclose(raw, v)  # the critic's output is denormalised with the current statistics
+    trainer.loss.update_value_norm = False
+    loss = trainer.loss.loss_critic(td)[0].mean()
+    expected = ((target - mean) / std - (v - mean) / std).pow(2).mean()
+    torch.testing.assert_close(loss, expected)
+    trainer.loss.update_value_norm = True
+    before = norm.running_mean.clone()
+    trainer.loss.loss_critic(td)
+    assert not torch.equal(norm.running_mean, before)  # each minibatch's targets update the statistics

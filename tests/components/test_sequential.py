@@ -220,3 +220,23 @@ def test_sequential_trains_with_every_strategy(alg, name):
     if name == "ps_lora":
         assert summary["final_strategy"] == "ps_lora"
     assert sorted(trainer.update.last_order) == [0, 1, 2]
+
+
+def test_a2po_with_the_reference_value_loss_resumes_bit_identically(tmp_path):
+    from tests.components.test_trainer import rows
+
+    changes = {"algorithm.name": "a2po", "algorithm.value_norm": True, "algorithm.huber_delta": 10.0,
+               "algorithm.clip_value_loss": True, "strategy": {"name": "nps"}, "total_frames": 3 * ITER}
+    full = Trainer(tiny(**changes), run_dir=tmp_path / "full")
+    full.run()
+    cut = Trainer(tiny(**changes), run_dir=tmp_path / "resumed")
+    cut.run(max_iterations=1)
+    del cut
+    resumed = Trainer(tiny(resume=str(tmp_path / "resumed")))
+    resumed.run()
+    assert rows(tmp_path / "resumed") == rows(tmp_path / "full")
+    for x, y in ((actor_net(resumed.actor).net, actor_net(full.actor).net), (resumed.critic, full.critic)):
+        for (k, a), (_, b) in zip(x.named_parameters(), y.named_parameters()):
+            assert torch.equal(a, b), k
+    from components.algorithms.ppo import value_norm_of
+    assert torch.equal(value_norm_of(resumed.critic).running_mean, value_norm_of(full.critic).running_mean)
