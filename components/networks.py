@@ -26,6 +26,7 @@ from components.vectors import AgentVector, SharedVector, StackedVector
 ROLES = ("hidden", "gru_ih", "gru_hh", "post", "head")
 HEADS = ("linear", "logits", "normal")
 LOG_STD_MODES = ("auto", "shared", "agent", "state")
+STD_MAPPINGS = ("exp", "sigmoid")  # scale = exp(clamped log_std) | sigmoid(p) * 0.5 (the LoRASA / HARL code)
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
 
 LayerFactory = Callable[[str, int, int], AgentLinear]
@@ -48,8 +49,14 @@ class AgentIdAppend(nn.Module):
 class _Head(nn.Module):
     """The output layer(s): ``h [*batch, N, d] -> y`` or ``(loc, scale)``."""
 
-    def __init__(self, n_agents, d_in, out_features, head, log_std, log_std_init, layer, vector):
+    def __init__(self, n_agents, d_in, out_features, head, log_std, log_std_init, layer, vector,
+                 std_mapping="exp", head_gain=None):
         super().__init__()
+        if std_mapping not in STD_MAPPINGS:
+            raise ValueError(f"std_mapping must be one of {list(STD_MAPPINGS)}, got std_mapping={std_mapping!r}")
+        if head_gain is not None and not head_gain > 0:
+            raise ValueError(f"head_gain must be > 0 or None, got head_gain={head_gain!r}")
+        self.std_mapping = std_mapping
         if head not in HEADS:
             raise ValueError(f"head must be one of {list(HEADS)}, got head={head!r}")
         if log_std not in LOG_STD_MODES:
@@ -58,6 +65,8 @@ class _Head(nn.Module):
         self.state_log_std = self.kind == "normal" and log_std == "state"
         self.out_features = out_features
         self.layer = layer("head", d_in, out_features * (2 if self.state_log_std else 1))
+        if head_gain is not None:
+            orthogonal_head_(self.layer, head_gain)
         self.log_std = None
         if self.kind == "normal" and not self.state_log_std:
             if log_std == "auto":
@@ -83,15 +92,42 @@ class _Head(nn.Module):
             loc, log_std = y.chunk(2, dim=-1)
         else:
             loc, log_std = y, self.log_std().expand_as(y)
+        if self.std_mapping == "sigmoid":  # the LoRASA / HARL code's DiagGaussian2: sigmoid(p / 1) * 0.5
+            return loc, torch.sigmoid(log_std) * 0.5
         return loc, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
 
 
-def _trunk(n_agents, d_in, hidden, layer, activation) -> tuple[nn.Sequential, int]:
+def orthogonal_head_(layer, gain: float) -> None:
+    """The reference MAPPO code's action-head initialisation: orthogonal weights with ``gain``, zero
+    bias. Each agent's (or cluster's) slice of a stacked weight is its own orthogonal matrix; other
+    layer types (Prism's spectral layer) take one shared orthogonal matrix through ``load_shared``."""
+    weight = getattr(layer, "weight", None)
+    with torch.no_grad():
+        if isinstance(weight, torch.Tensor) and weight.dim() in (2, 3):
+            for w in (weight,) if weight.dim() == 2 else weight:
+                nn.init.orthogonal_(w, gain=gain)
+            if getattr(layer, "bias", None) is not None:
+                layer.bias.zero_()
+        else:
+            w = torch.empty(layer.out_features, layer.in_features)
+            nn.init.orthogonal_(w, gain=gain)
+            layer.load_shared(w, torch.zeros(layer.out_features))
+
+
+def _trunk(n_agents, d_in, hidden, layer, activation, layer_norm=False) -> tuple[nn.Sequential, int]:
     mods = []
     for width in hidden:
         mods += [layer("hidden", d_in, width), ACTIVATIONS[activation]()]
+        if layer_norm:  # the reference MLP layer: Linear -> activation -> LayerNorm
+            mods.append(_norm(width))
         d_in = width
     return nn.Sequential(*mods), d_in
+
+
+def _norm(width: int) -> nn.LayerNorm:
+    """``layer_norm=True``: the reference code's LayerNorm, here without the elementwise affine (it
+    starts as the identity there): no parameters, so no strategy has to decide how to share them."""
+    return nn.LayerNorm(width, elementwise_affine=False)
 
 
 def _check_common(n_agents, in_features, out_features, hidden, activation):
@@ -115,18 +151,23 @@ class AgentMLP(nn.Module):
 
     def __init__(self, n_agents: int, in_features: int, out_features: int, hidden: Sequence[int],
                  layer: LayerFactory, vector: VectorFactory, append_id: bool = False, head: str = "linear",
-                 log_std: str = "auto", log_std_init: float = 0.0, activation: str = "relu"):
+                 log_std: str = "auto", log_std_init: float = 0.0, activation: str = "relu",
+                 std_mapping: str = "exp", head_gain: float | None = None, layer_norm: bool = False):
         super().__init__()
         _check_common(n_agents, in_features, out_features, hidden, activation)
         self.n_agents, self.in_features, self.out_features = n_agents, in_features, out_features
+        self.input_norm = _norm(in_features) if layer_norm else None  # the reference's feature normalisation
         self.append_id = AgentIdAppend(n_agents) if append_id else None
         d_in = in_features + (n_agents if append_id else 0)
-        self.trunk, d = _trunk(n_agents, d_in, hidden, layer, activation)
-        self.head = _Head(n_agents, d, out_features, head, log_std, log_std_init, layer, vector)
+        self.trunk, d = _trunk(n_agents, d_in, hidden, layer, activation, layer_norm)
+        self.head = _Head(n_agents, d, out_features, head, log_std, log_std_init, layer, vector, std_mapping,
+                          head_gain)
 
     def forward(self, x):
         if x.shape[-2] != self.n_agents or x.shape[-1] != self.in_features:
             raise ValueError(f"expected input [*batch, {self.n_agents}, {self.in_features}], got {tuple(x.shape)}")
+        if self.input_norm is not None:
+            x = self.input_norm(x)
         if self.append_id is not None:
             x = self.append_id(x)
         return self.head(self.trunk(x))
@@ -169,19 +210,23 @@ class AgentGRUActor(nn.Module):
     def __init__(self, n_agents: int, in_features: int, out_features: int, hidden: Sequence[int],
                  layer: LayerFactory, vector: VectorFactory, append_id: bool = False, head: str = "linear",
                  log_std: str = "auto", log_std_init: float = 0.0, activation: str = "relu",
-                 gru_hidden: int | None = None):
+                 gru_hidden: int | None = None, std_mapping: str = "exp", head_gain: float | None = None,
+                 layer_norm: bool = False):
         super().__init__()
         _check_common(n_agents, in_features, out_features, hidden, activation)
         if not hidden:
             raise ValueError("the GRU actor needs at least one encoder layer: hidden must not be empty")
         self.n_agents, self.in_features, self.out_features = n_agents, in_features, out_features
+        self.input_norm = _norm(in_features) if layer_norm else None
         self.append_id = AgentIdAppend(n_agents) if append_id else None
         d_in = in_features + (n_agents if append_id else 0)
-        self.encoder, d = _trunk(n_agents, d_in, hidden, layer, activation)
+        self.encoder, d = _trunk(n_agents, d_in, hidden, layer, activation, layer_norm)
         self.hidden_size = int(gru_hidden or d)
         self.gru = AgentGRUCell(d, self.hidden_size, layer)
+        self.gru_norm = _norm(self.hidden_size) if layer_norm else None  # on the GRU's output, not its state
         self.post = nn.Sequential(layer("post", self.hidden_size, self.hidden_size), ACTIVATIONS[activation]())
-        self.head = _Head(n_agents, self.hidden_size, out_features, head, log_std, log_std_init, layer, vector)
+        self.head = _Head(n_agents, self.hidden_size, out_features, head, log_std, log_std_init, layer, vector,
+                          std_mapping, head_gain)
 
     def initial_hidden(self, *batch: int, device=None) -> torch.Tensor:
         return torch.zeros(*batch, self.n_agents, self.hidden_size, device=device)
@@ -191,10 +236,12 @@ class AgentGRUActor(nn.Module):
             raise ValueError(f"expected input [*batch, {self.n_agents}, {self.in_features}], got {tuple(x.shape)}")
         if hidden is None:
             hidden = x.new_zeros(*x.shape[:-1], self.hidden_size)
+        if self.input_norm is not None:
+            x = self.input_norm(x)
         if self.append_id is not None:
             x = self.append_id(x)
         hidden = self.gru(self.encoder(x), hidden)
-        out = self.head(self.post(hidden))
+        out = self.head(self.post(hidden if self.gru_norm is None else self.gru_norm(hidden)))
         return (*out, hidden) if isinstance(out, tuple) else (out, hidden)
 
     def forward_sequence(self, x, hidden=None, reset=None):

@@ -1,5 +1,6 @@
 """Actor and critic modules: padded action entries, centralised critic input."""
 
+import pytest
 import torch
 from tensordict import TensorDict
 
@@ -122,3 +123,60 @@ def test_value_norm_denormalises_the_critic_and_normalises_the_loss():
     before = norm.running_mean.clone()
     trainer.loss.loss_critic(td)
     assert not torch.equal(norm.running_mean, before)  # each minibatch's targets update the statistics
+
+
+# --- network options of the reference code (components/networks.py) ----------------------------------
+
+def _net(name, n=3, recurrent=False, **options):
+    from components.networks import AgentGRUActor, AgentMLP
+    from tests.components.helpers import strategy_for
+
+    strategy = strategy_for(name, n)
+    cls = AgentGRUActor if recurrent else AgentMLP
+    return cls(n, 5, 2, (8, 8), layer=strategy.layer_factory(n), vector=strategy.vector_factory(n), head="normal",
+               **options)
+
+
+def test_sigmoid_std_mapping_is_half_the_sigmoid_of_the_parameter():
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 5)
+    for recurrent in (False, True):
+        net = _net("ps", recurrent=recurrent, std_mapping="sigmoid", log_std_init=1.0)
+        out = net(x) if not recurrent else net(x, None)
+        torch.testing.assert_close(out[1], torch.full_like(out[1], float(torch.sigmoid(torch.tensor(1.0)) * 0.5)))
+        default = _net("ps", recurrent=recurrent, log_std_init=1.0)
+        out = default(x) if not recurrent else default(x, None)
+        torch.testing.assert_close(out[1], torch.full_like(out[1], float(torch.tensor(1.0).exp())))
+
+
+@pytest.mark.parametrize("name", ["ps", "nps", "mtl", "seps", "prism"])
+def test_orthogonal_head_init_with_gain(name):
+    torch.manual_seed(0)
+    net = _net(name, head_gain=0.01)
+    weight, bias = net.head.layer.agent_weight()  # [N, out, in], effective per agent
+    for i in range(3):
+        torch.testing.assert_close(weight[i] @ weight[i].T, 1e-4 * torch.eye(2), atol=1e-7, rtol=1e-4)
+        assert bias is None or bias[i].abs().max() < 1e-7
+    plain = _net(name).head.layer.agent_weight()[0]
+    assert (plain[0] @ plain[0].T - 1e-4 * torch.eye(2)).abs().max() > 1e-3  # the default init is not that
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_layer_norm_normalises_the_input_and_every_hidden_layer(recurrent):
+    torch.manual_seed(0)
+    net = _net("nps", recurrent=recurrent, layer_norm=True)
+    seen = []
+    for module in net.modules():
+        if isinstance(module, torch.nn.LayerNorm):
+            module.register_forward_hook(lambda m, i, o: seen.append(o.detach()))
+    x = 5.0 + 3.0 * torch.randn(4, 3, 5)
+    (net(x) if not recurrent else net(x, None))
+    assert len(seen) == 1 + 2 + (1 if recurrent else 0)  # input, two hidden layers (, the GRU output)
+    for out in seen:
+        torch.testing.assert_close(out.mean(-1), torch.zeros(out.shape[:-1]), atol=1e-5, rtol=0)
+    first = net.trunk[0] if not recurrent else net.encoder[0]
+    inputs = []
+    first.register_forward_pre_hook(lambda m, i: inputs.append(i[0]))
+    (net(x) if not recurrent else net(x, None))
+    assert inputs[0][..., :5].mean().abs() < 1e-5  # the layer sees the normalised observation
+    assert not any(isinstance(m, torch.nn.LayerNorm) for m in _net("nps", recurrent=recurrent).modules())
