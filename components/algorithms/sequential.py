@@ -25,9 +25,9 @@ the agent loop outside the epochs and the "semi-greedy" order):
   ratio, which we follow.) Here ``R`` is read from the same batched forward that gives ``r_i``.
 - the critic updates in every turn, its loss taken on agent i's samples, as in the code.
 
-Not reproduced from the code: its division of the shared-policy loss by the number of agents
-sharing it (Adam is invariant to that scale up to ``eps`` and gradient clipping) and, for SePS, its
-``ceil(epochs / cluster size)`` epochs per turn.
+With SePS, A2PO gives each turn ``ceil(epochs / size of the agent's cluster)`` epochs, as the code
+does. Not reproduced from the code: its division of the shared-policy loss by the number of agents
+sharing it (Adam is invariant to that scale up to ``eps`` and gradient clipping).
 
 **Parameters that are not agent j's.** With shared parameters (PS, SePS clusters, MTL trunk, Prism
 bases) agent j's turn moves them from agent j's samples. Per-agent tensors (``param_sharing`` tag
@@ -184,7 +184,7 @@ class SequentialUpdate(PPOUpdate):
                 turn_adv = advantage if factor is None else advantage * factor
                 replace = factor is not None or flag
                 skipped += self._turn(loss, optimiser, trainable, aux, stats, guard, agent, critic,
-                                      (adv_key, turn_adv) if replace else None)
+                                      (adv_key, turn_adv) if replace else None, self.turn_epochs(holder, agent))
                 if self.method == "happo" and turn < n - 1:
                     with torch.no_grad():
                         new_logp = loss._get_cur_log_prob(items.copy())[0]
@@ -196,9 +196,21 @@ class SequentialUpdate(PPOUpdate):
         self.last_factor = factor
         return skipped
 
-    def _turn(self, loss, optimiser, trainable, aux, stats, guard, agent, critic, advantage) -> int:
+    def turn_epochs(self, holder, agent: int) -> int:
+        """``epochs``; A2PO with SePS (as the LoRASA code): ``ceil(epochs / size of the agent's cluster)``,
+        so a cluster's shared weights get about ``epochs`` epochs per iteration."""
+        net = getattr(holder, "net", holder)
+        if self.method != "a2po" or getattr(net, "strategy_name", None) != "seps":
+            return self.epochs
+        clusters = next((m.clusters for m in net.modules() if hasattr(m, "clusters")), None)
+        if clusters is None:
+            return self.epochs
+        size = int((clusters == clusters[agent]).sum())
+        return -(-self.epochs // size)
+
+    def _turn(self, loss, optimiser, trainable, aux, stats, guard, agent, critic, advantage, epochs) -> int:
         skipped = 0
-        for _ in range(self.epochs):
+        for _ in range(epochs):
             for _ in range(self.steps):
                 sample, info = self.buffer.sample(return_info=True)
                 if advantage is not None:

@@ -180,6 +180,15 @@ def test_agent_js_turn_does_not_depend_on_the_other_agents_policy_data(alg, monk
         assert torch.equal(out[0][k], out[1][k]), k
 
 
+def test_a2po_with_seps_gives_a_turn_epochs_over_the_cluster_size():
+    trainer = Trainer(tiny(**{"algorithm.name": "a2po", "algorithm.epochs": 5, "env.options": {"n_agents": 3},
+                              "strategy": {"name": "seps", "clusters": [0, 1, 0]}}), run_dir=tempfile.mkdtemp())
+    holder = actor_net(trainer.actor)
+    assert [trainer.update.turn_epochs(holder, j) for j in range(3)] == [3, 5, 3]
+    trainer.update.method = "happo"
+    assert trainer.update.turn_epochs(holder, 0) == 5
+
+
 def test_a2po_semi_greedy_order_alternates_best_and_random():
     update = SequentialUpdate("a2po", 100, 100, 1, 1.0, 1, on_nonfinite=None, on_finite=None)
     score = torch.tensor([0.1, 5.0, 0.3, 2.0, 1.0])  # by score: 1, 3, 4, 2, 0
