@@ -63,6 +63,11 @@ class AlgorithmConfig:
     clip_value_loss: bool = False  # clipped value loss, radius clip_epsilon (reference: on)
     # A2PO: the preceding agents' joint ratio is clipped to 1 +/- others_clip (the LoRASA code's default)
     others_clip: float = 0.1
+    # the reference code's network details (components/networks.py): LayerNorm after the input and each
+    # hidden layer, orthogonal action-head init with this gain (None: nn.Linear's), std mapping exp|sigmoid
+    layer_norm: bool = False
+    head_gain: Optional[float] = None
+    std_mapping: str = "exp"
 
 
 @dataclass
@@ -260,6 +265,9 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ConfigError(f"algorithm.gamma={a.gamma!r} must be in (0, 1]")
     if a.huber_delta is not None:
         _positive("algorithm.huber_delta", a.huber_delta)
+    if a.head_gain is not None:
+        _positive("algorithm.head_gain", a.head_gain)
+    _choice("algorithm.std_mapping", a.std_mapping, ("exp", "sigmoid"))
     if not 0 <= a.others_clip < 1:
         raise ConfigError(f"algorithm.others_clip={a.others_clip!r} must be in [0, 1)")
     if not 0 <= a.lmbda <= 1:

@@ -27,7 +27,8 @@ def network_kwargs(cfg: TrainConfig, info: EnvInfo) -> dict:
     extra = dict(recurrent=True, gru_hidden=a.gru_hidden) if a.recurrent else {}
     return dict(n_agents=info.n_agents, in_features=info.obs_dim, out_features=info.action_dim,
                 hidden=tuple(a.actor_hidden), head="linear" if info.discrete else "normal", log_std=a.log_std,
-                log_std_init=a.log_std_init, activation=a.activation, **extra)
+                log_std_init=a.log_std_init, activation=a.activation, std_mapping=a.std_mapping,
+                head_gain=a.head_gain, layer_norm=a.layer_norm, **extra)
 
 
 def replay_chain(strategies: list[Strategy], net_kwargs: dict) -> nn.Module:

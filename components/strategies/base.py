@@ -138,12 +138,15 @@ class Strategy:
     def make_network(self, n_agents: int, in_features: int, out_features: int,
                      hidden: Sequence[int] = (64, 64), recurrent: bool = False, head: str = "linear",
                      log_std: str = "auto", log_std_init: float = 0.0, activation: str = "relu",
-                     gru_hidden: int | None = None, append_id: bool | None = None) -> nn.Module:
+                     gru_hidden: int | None = None, append_id: bool | None = None, std_mapping: str = "exp",
+                     head_gain: float | None = None, layer_norm: bool = False) -> nn.Module:
         """Build this strategy's network: ``x [*batch, n_agents, in_features] -> [*batch, n_agents, out]``.
 
         ``recurrent=True`` gives the GRU actor (``forward(x, hidden) -> (y, hidden')``); ``head`` is
         ``"linear"`` (``"logits"`` alias) or ``"normal"`` (``(loc, scale)``); ``append_id`` overrides
-        the strategy's default for appending one-hot agent ids to the input.
+        the strategy's default for appending one-hot agent ids to the input; ``std_mapping``,
+        ``head_gain`` and ``layer_norm`` are the reference MAPPO options of
+        :mod:`components.networks`.
         """
         self.check_agents(int(n_agents))
         cls = AgentGRUActor if recurrent else AgentMLP
@@ -151,12 +154,14 @@ class Strategy:
         net = cls(int(n_agents), int(in_features), int(out_features), tuple(hidden),
                   layer=self.layer_factory(int(n_agents)), vector=self.vector_factory(int(n_agents)),
                   append_id=self.append_id if append_id is None else bool(append_id), head=head,
-                  log_std=log_std, log_std_init=log_std_init, activation=activation, **kwargs)
+                  log_std=log_std, log_std_init=log_std_init, activation=activation, std_mapping=std_mapping,
+                  head_gain=head_gain, layer_norm=layer_norm, **kwargs)
         net.strategy_name = self.name
         # how to rebuild this architecture under another strategy (adopt)
         net.build_kwargs = dict(n_agents=int(n_agents), in_features=int(in_features), out_features=int(out_features),
                                 hidden=tuple(hidden), recurrent=recurrent, head=head, log_std=log_std,
-                                log_std_init=log_std_init, activation=activation, gru_hidden=gru_hidden)
+                                log_std_init=log_std_init, activation=activation, gru_hidden=gru_hidden,
+                                std_mapping=std_mapping, layer_norm=layer_norm)
         return net
 
     def hyperparameters(self) -> dict:

@@ -318,3 +318,16 @@ def test_load_run_rebuilds_any_checkpoints_actor(tmp_path):
     assert switch.state["frames"] == 2 * ITER and switch.strategy.name == "ps_lora"
     with pytest.raises(FileNotFoundError, match=r"this run has \['last', 'last.1', 'phase_switch'\]"):
         load_run(tmp_path, "nope")
+
+
+def test_reference_network_settings_reach_the_actor(tmp_path):
+    plain = Trainer(tiny(), run_dir=tmp_path / "plain")
+    ref = Trainer(tiny(**{"algorithm.layer_norm": True, "algorithm.std_mapping": "sigmoid", "algorithm.head_gain": 0.01}),
+                  run_dir=tmp_path / "ref")
+    norms = lambda t: [m for m in actor_net(t.actor).net.modules() if isinstance(m, torch.nn.LayerNorm)]  # noqa: E731
+    assert not norms(plain) and len(norms(ref)) == 3  # the input and both hidden layers
+    obs = torch.randn(64, 2, ref.info.obs_dim)
+    _, scale = actor_net(ref.actor).net(obs)
+    assert (scale <= 0.5).all()  # sigmoid(p) * 0.5
+    head = actor_net(ref.actor).net.head.layer.weight
+    assert head.abs().max() < 0.05 < actor_net(plain.actor).net.head.layer.weight.abs().max()
