@@ -71,23 +71,35 @@ def collect(definitions: dict, out: Path, definition: str, config: str) -> dict 
     return dict(task=spec.get("task", definition), runs=runs, expected=len(spec["seeds"]))
 
 
+def _per_method(scores: dict[str, np.ndarray], func, reps: int, seed: int):
+    """``rly.get_interval_estimates`` one method at a time, each with the same seeded generator, so a
+    cell that appears in several tables gets the same interval in all of them."""
+    from rliable import library as rly
+
+    point, ci = {}, {}
+    for name, x in scores.items():
+        # arch (rliable's bootstrap) draws from numpy's global generator despite the random_state it is
+        # given (deprecated there): seed both, or the intervals change from call to call
+        np.random.seed(seed)
+        p, c = rly.get_interval_estimates({name: x}, func, reps=reps, random_state=np.random.RandomState(seed))
+        point[name], ci[name] = p[name], c[name]
+    return point, ci
+
+
 def interval_estimates(scores: dict[str, np.ndarray], reps: int, seed: int = 0):
     """rliable IQM and mean with 95% stratified bootstrap CIs; ``scores[method]: [runs, tasks]``."""
-    from rliable import library as rly
     from rliable import metrics
 
     func = lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)])  # noqa: E731
-    point, ci = rly.get_interval_estimates(scores, func, reps=reps, random_state=np.random.RandomState(seed))
-    return point, ci
+    return _per_method(scores, func, reps, seed)
 
 
 def curve_estimates(curves: dict[str, np.ndarray], reps: int, seed: int = 0):
     """IQM over runs at each evaluation with 95% CIs; ``curves[method]: [runs, 1, T]``."""
-    from rliable import library as rly
     from rliable import metrics
 
     func = lambda x: np.array([metrics.aggregate_iqm(x[..., t]) for t in range(x.shape[-1])])  # noqa: E731
-    return rly.get_interval_estimates(curves, func, reps=reps, random_state=np.random.RandomState(seed))
+    return _per_method(curves, func, reps, seed)
 
 
 def diversity(directory: Path, n_states: int = 128) -> float:
@@ -140,13 +152,15 @@ def report(paths: list[str], out: Path, docs: Path, reps: int = 2000) -> dict:
             here = [c for c in cells if c["task"] == task]
             scores = {c["label"]: np.array([[r["final"]] for r in c["runs"]]) for c in here}
             point, ci = interval_estimates(scores, reps)
-            n_frames = min(len(r["returns"]) for c in here for r in c["runs"])
-            curves = {c["label"]: np.stack([r["returns"][:n_frames] for r in c["runs"]])[:, None, :] for c in here}
+            # evaluation points per config (a switch adds one): every seed of a config shares them
+            n_eval = {c["label"]: min(len(r["returns"]) for r in c["runs"]) for c in here}
+            curves = {c["label"]: np.stack([r["returns"][:n_eval[c["label"]]] for r in c["runs"]])[:, None, :]
+                      for c in here}
             cpoint, cci = curve_estimates(curves, max(200, reps // 4))
             ax = axes[t][0]
             zoom = []
             for i, c in enumerate(here):
-                frames = c["runs"][0]["frames"][:n_frames]
+                frames = c["runs"][0]["frames"][:n_eval[c["label"]]]
                 ax.plot(frames, cpoint[c["label"]], color=f"C{i}", label=c["label"])
                 ax.fill_between(frames, cci[c["label"]][0], cci[c["label"]][1], color=f"C{i}", alpha=0.2)
                 late = frames >= 0.25 * frames[-1]
@@ -182,7 +196,9 @@ def report(paths: list[str], out: Path, docs: Path, reps: int = 2000) -> dict:
                            iqm_high=float(ci[label][1][0]), mean=float(point[label][1]),
                            mean_low=float(ci[label][0][1]), mean_high=float(ci[label][1][1]),
                            params_total=p["total"], params_per_agent=p["per_agent"], params_trainable=p["trainable"],
-                           finals=[float(r["final"]) for r in c["runs"]])
+                           finals=[float(r["final"]) for r in c["runs"]],
+                           curve_frames=[float(f) for f in c["runs"][0]["frames"][:n_eval[label]]],
+                           curve_iqm=[float(v) for v in cpoint[label]])
                 line = (f"| {label} | {row['seeds']}/{row['expected_seeds']} | {_fmt(row['iqm'])} "
                         f"[{_fmt(row['iqm_low'])}, {_fmt(row['iqm_high'])}] | {_fmt(row['mean'])} "
                         f"[{_fmt(row['mean_low'])}, {_fmt(row['mean_high'])}] | {p['total']:,} | {p['per_agent']:,} "
@@ -200,7 +216,7 @@ def report(paths: list[str], out: Path, docs: Path, reps: int = 2000) -> dict:
         from tools.analyze.run_analysis import write_csv
 
         write_csv(docs / "data" / f"results_{claim['id']}.csv",
-                  [{k: v for k, v in r.items() if k not in ("finals", "action_distance")} |
+                  [{k: v for k, v in r.items() if k not in ("finals", "action_distance", "curve_frames", "curve_iqm")} |
                    {"finals": " ".join(f"{v:.3f}" for v in r["finals"])} for r in rows])
         md.append(f"![{claim['title']}](figures/results_{claim['id']}.png)\n")
         everything[claim["id"]] = rows
