@@ -113,9 +113,14 @@ class Trainer:
     def _build(self):
         cfg, a = self.cfg, self.cfg.algorithm
         self._build_envs()
+        previous = None
         for i, plan in enumerate(self.plans):  # checks that need the agent count, before any training
             try:
-                strategy_from_config(plan.strategy).check_config(self.info.n_agents)
+                strategy = strategy_from_config(plan.strategy)
+                if previous is not None:
+                    strategy.inherit(previous)  # e.g. seps_lora takes given seps clusters: no fit to check
+                strategy.check_config(self.info.n_agents)
+                previous = strategy
             except ValueError as err:
                 raise ConfigError(f"schedule phase {i} ({plan.strategy['name']}): {err}") from None
         self.net_kwargs = network_kwargs(cfg, self.info)

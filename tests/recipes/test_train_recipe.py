@@ -96,6 +96,17 @@ def test_recipe_rejects_bad_config_with_one_line_and_no_run_directory(tmp_path, 
     assert not (tmp_path / "run").exists()
 
 
+def test_given_clusters_pass_to_the_next_phase_at_config_time(tmp_path):
+    """2 agents: seps_lora alone could not choose K, but it inherits seps's given clusters."""
+    from components.trainer import Trainer
+
+    cfg = compose([*TINY, "strategy=seps", "strategy.clusters=[0,1]", "schedule=two_phase", "schedule.switch_at=320",
+                   "logger=csv", "logger.progress=false"])
+    trainer = Trainer(cfg, run_dir=tmp_path)
+    trainer.run(max_iterations=2)
+    assert trainer.strategy.name == "seps_lora" and trainer.strategy.clusters == [0, 1] and not trainer.fits
+
+
 def test_three_phase_chain_with_fitted_clusters_runs_from_the_command_line(tmp_path):
     """ps -> seps -> seps_lora with no clusters given: SePS fits them at its phase start."""
     run_dir = tmp_path / "run"
