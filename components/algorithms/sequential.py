@@ -226,21 +226,10 @@ class SequentialUpdate(PPOUpdate):
                     total = total + critic_loss
                 entropy_loss = out["loss_entropy"].select(-1, agent).mean() if "loss_entropy" in out.keys() else None
                 total = total + (0.0 if entropy_loss is None else entropy_loss) + aux_loss
-                optimiser.zero_grad(set_to_none=True)
-                if not torch.isfinite(total):
+                grad_norm = self.apply(total, optimiser, trainable, guard.mask_gradients, guard.step)
+                if grad_norm is None:
                     skipped += 1
-                    self.on_nonfinite("loss")
                     continue
-                total.backward()
-                guard.mask_gradients()
-                grad_norm = torch.nn.utils.clip_grad_norm_(trainable, self.max_grad_norm)
-                if not torch.isfinite(grad_norm):
-                    skipped += 1
-                    optimiser.zero_grad(set_to_none=True)
-                    self.on_nonfinite("gradient")
-                    continue
-                guard.step()
-                self.on_finite()
                 stats["loss_objective"].append(objective.item())
                 if critic_loss is not None:
                     stats["loss_critic"].append(critic_loss.item())

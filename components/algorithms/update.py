@@ -61,6 +61,26 @@ class PPOUpdate:
         """The gradient steps on the stored ``items``; returns the number of skipped updates."""
         return self._epochs(loss, optimiser, trainable, aux, stats)
 
+    def apply(self, total, optimiser, trainable, mask_gradients=None, step=None):
+        """One gradient step on ``total``: skipped (returns None, reported to ``on_nonfinite``) when the
+        loss or the gradient norm is not finite; otherwise the clipped gradient's norm. ``mask_gradients``
+        runs after backward and ``step`` replaces ``optimiser.step`` (the sequential updates use both)."""
+        optimiser.zero_grad(set_to_none=True)
+        if not torch.isfinite(total):
+            self.on_nonfinite("loss")
+            return None
+        total.backward()
+        if mask_gradients is not None:
+            mask_gradients()
+        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, self.max_grad_norm)
+        if not torch.isfinite(grad_norm):
+            optimiser.zero_grad(set_to_none=True)
+            self.on_nonfinite("gradient")
+            return None
+        (step or optimiser.step)()
+        self.on_finite()
+        return grad_norm
+
     def _epochs(self, loss, optimiser, trainable, aux, stats) -> int:
         skipped = 0
         for _ in range(self.epochs):
@@ -68,20 +88,10 @@ class PPOUpdate:
                 out = loss(self.buffer.sample())
                 aux_loss = aux()
                 total = out["loss_objective"] + out["loss_critic"] + out.get("loss_entropy", 0.0) + aux_loss
-                optimiser.zero_grad(set_to_none=True)
-                if not torch.isfinite(total):
+                grad_norm = self.apply(total, optimiser, trainable)
+                if grad_norm is None:
                     skipped += 1
-                    self.on_nonfinite("loss")
                     continue
-                total.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(trainable, self.max_grad_norm)
-                if not torch.isfinite(grad_norm):
-                    skipped += 1
-                    optimiser.zero_grad(set_to_none=True)
-                    self.on_nonfinite("gradient")
-                    continue
-                optimiser.step()
-                self.on_finite()
                 for key in ("loss_objective", "loss_critic", "loss_entropy", "entropy", "kl_approx", "clip_fraction"):
                     if key in out.keys():
                         stats[key].append(out[key].detach().float().mean().item())
