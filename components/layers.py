@@ -110,6 +110,13 @@ class AgentLinear(nn.Module):
         """Effective per-agent ``weight [N, out, in]`` and ``bias [N, out]`` (or None)."""
         raise NotImplementedError
 
+    def forward_with_id(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward([x, one-hot id])`` for ``x [*batch, N, in - N]``: the input layer of a network that
+        appends the agent id. Here by appending it; :class:`SharedLinear` computes the same function
+        without building the wider input."""
+        eye = torch.eye(self.n_agents, dtype=x.dtype, device=x.device)
+        return self(torch.cat([x, eye.expand(*x.shape[:-1], -1)], dim=-1))
+
     @torch.no_grad()
     def load_shared(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
         """Start every agent from one trained shared layer (``weight [out, in]``, ``bias [out]``), so
@@ -146,6 +153,13 @@ class SharedLinear(AgentLinear):
 
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
+
+    def forward_with_id(self, x):
+        """The appended one-hot id selects one weight column per agent: the same function as
+        ``forward([x, id])`` and the same parameters, as the observation columns times ``x`` plus agent
+        i's id column as a bias, so the cost does not grow with N."""
+        d = x.shape[-1]
+        return F.linear(x, self.weight[:, :d], self.bias) + self.weight[:, d:].T
 
     def agent_weight(self):
         n = self.n_agents
@@ -257,14 +271,26 @@ class LowRankLinear(AgentLinear):
         self.param_sharing = {"lora_A": AGENT, "lora_B": AGENT, "bias_delta": AGENT}
 
     def forward(self, x):
-        *batch, n, d_in = x.shape
         if uses_dense_path(self, x):
             weight, bias = self.agent_weight()
             return agent_matmul(x, weight, bias)
+        return self._add_delta(self.base(x), x)
+
+    def forward_with_id(self, x):
+        """As the base layer (a shared input layer keeps its id-as-bias path, so a zero adapter still
+        computes exactly what the base did) plus the adapter on ``[x, id]``."""
+        eye = torch.eye(self.n_agents, dtype=x.dtype, device=x.device)
+        wide = torch.cat([x, eye.expand(*x.shape[:-1], -1)], dim=-1)
+        if uses_dense_path(self, wide):
+            return self(wide)
+        return self._add_delta(self.base.forward_with_id(x), wide)
+
+    def _add_delta(self, y, x):
+        """``y + (alpha / r) B_i A_i x_i`` (factored: two thin ``bmm``), plus the bias delta."""
+        *batch, n, d_in = x.shape
         xt = x.reshape(-1, n, d_in).transpose(0, 1)  # [N, M, in]
         delta = torch.bmm(torch.bmm(xt, self.lora_A.transpose(1, 2)), self.lora_B.transpose(1, 2))
-        delta = delta.transpose(0, 1).reshape(*batch, n, self.out_features)
-        y = self.base(x) + self.scaling * delta
+        y = y + self.scaling * delta.transpose(0, 1).reshape(*batch, n, self.out_features)
         return y if self.bias_delta is None else y + self.bias_delta
 
     def delta_weight(self) -> torch.Tensor:
@@ -302,6 +328,9 @@ class MaskedLinear(AgentLinear):
 
     def forward(self, x):
         return self.base(x) * self.masks[self.clusters]
+
+    def forward_with_id(self, x):
+        return self.base.forward_with_id(x) * self.masks[self.clusters]
 
     def load_shared(self, weight, bias):  # the masks stay: only the shared weights are taken over
         self.base.load_shared(weight, bias)

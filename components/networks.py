@@ -124,6 +124,21 @@ def _trunk(n_agents, d_in, hidden, layer, activation, layer_norm=False) -> tuple
     return nn.Sequential(*mods), d_in
 
 
+def _run(trunk: nn.Sequential, x: torch.Tensor, with_id: bool, head=None) -> torch.Tensor:
+    """``trunk(x)``, with the one-hot agent id appended to ``x`` when ``with_id``: the input layer takes
+    it through ``forward_with_id`` (for a shared layer, a per-agent bias: no ``[*, N, in + N]`` input).
+    An MLP without hidden layers appends it for the head, which ``_Head`` applies itself."""
+    if not with_id:
+        return trunk(x)
+    if len(trunk) == 0:
+        eye = torch.eye(x.shape[-2], dtype=x.dtype, device=x.device)
+        return torch.cat([x, eye.expand(*x.shape[:-1], -1)], dim=-1)
+    h = trunk[0].forward_with_id(x)
+    for module in list(trunk)[1:]:
+        h = module(h)
+    return h
+
+
 def _norm(width: int) -> nn.LayerNorm:
     """``layer_norm=True``: the reference code's LayerNorm, here without the elementwise affine (it
     starts as the identity there): no parameters, so no strategy has to decide how to share them."""
@@ -168,9 +183,7 @@ class AgentMLP(nn.Module):
             raise ValueError(f"expected input [*batch, {self.n_agents}, {self.in_features}], got {tuple(x.shape)}")
         if self.input_norm is not None:
             x = self.input_norm(x)
-        if self.append_id is not None:
-            x = self.append_id(x)
-        return self.head(self.trunk(x))
+        return self.head(_run(self.trunk, x, self.append_id is not None, self.head.layer))
 
 
 class AgentGRUCell(nn.Module):
@@ -238,9 +251,7 @@ class AgentGRUActor(nn.Module):
             hidden = x.new_zeros(*x.shape[:-1], self.hidden_size)
         if self.input_norm is not None:
             x = self.input_norm(x)
-        if self.append_id is not None:
-            x = self.append_id(x)
-        hidden = self.gru(self.encoder(x), hidden)
+        hidden = self.gru(_run(self.encoder, x, self.append_id is not None), hidden)
         out = self.head(self.post(hidden if self.gru_norm is None else self.gru_norm(hidden)))
         return (*out, hidden) if isinstance(out, tuple) else (out, hidden)
 

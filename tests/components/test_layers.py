@@ -93,3 +93,33 @@ def test_masked_has_no_trainable_parameters_beyond_base():
 def test_bad_cluster_lists_are_rejected(bad):
     with pytest.raises(ValueError, match="cluster"):
         IndexedLinear(bad, 3, 3)
+
+
+@pytest.mark.parametrize("recurrent", [False, True], ids=["mlp", "gru"])
+def test_agent_id_as_a_bias_is_the_appended_id(recurrent):
+    """PS computes its input layer on [x, one-hot id] as W_x x + W_id[:, i]: same outputs and gradients
+    as appending the id, same parameters (state dict unchanged)."""
+    from components.strategies import make_strategy
+
+    n, d = 6, 10
+    net = make_strategy("ps").make_network(n, d, 4, hidden=(16, 16), head="normal", recurrent=recurrent)
+    x = torch.randn(5, n, d)
+    h0 = torch.randn(5, n, net.hidden_size) if recurrent else None
+    out = net(x, h0) if recurrent else net(x)
+    loss = sum(o.square().sum() for o in out)
+    grads = torch.autograd.grad(loss, list(net.parameters()))
+    # the same network computed by appending the id to the input of an equal layer
+    first = (net.encoder if recurrent else net.trunk)[0]
+    wide = torch.cat([x, torch.eye(n).expand(5, n, n)], dim=-1)
+    reference = torch.nn.functional.linear(wide, first.weight, first.bias)
+    torch.testing.assert_close(first.forward_with_id(x), reference, rtol=1e-6, atol=1e-6)
+    assert first.weight.shape == (16, d + n)  # the id columns are still parameters of the layer
+    from components.layers import AgentLinear
+
+    generic = AgentLinear.forward_with_id(first, x)  # the base class's append-then-forward path
+    torch.testing.assert_close(generic, reference, rtol=1e-6, atol=1e-6)
+    ref_grads = torch.autograd.grad(reference.square().sum(), [first.weight, first.bias])
+    new_grads = torch.autograd.grad(first.forward_with_id(x).square().sum(), [first.weight, first.bias])
+    for a, b in zip(ref_grads, new_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert all(torch.isfinite(g).all() for g in grads)
