@@ -212,6 +212,15 @@ def _plt():
     return plt
 
 
+def _save(fig, path: Path, tight_box: bool = False) -> Path:
+    """Write one figure (tight layout, or a tight bounding box for rliable's own layouts) and free it."""
+    if not tight_box:
+        fig.tight_layout()
+    fig.savefig(path, dpi=110, **({"bbox_inches": "tight"} if tight_box else {}))
+    _plt().close(fig)
+    return path
+
+
 def plot_learning_curves(runs: list[Run], out: Path, reps: int = 2000, seed: int = 0) -> Path:
     """Per task, the IQM over seeds of the evaluation return at each evaluation, 95% CIs shaded."""
     from rliable import metrics, plot_utils
@@ -244,27 +253,20 @@ def plot_learning_curves(runs: list[Run], out: Path, reps: int = 2000, seed: int
                                                     linewidth=1.5)
         ax.set_title(task)
         ax.legend(fontsize="small")
-    fig.tight_layout()
-    path = out / "learning_curves.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "learning_curves.png")
 
 
 def plot_aggregates(matrices: dict[str, np.ndarray], out: Path, normalised: bool, reps: int, seed: int) -> Path:
     from rliable import plot_utils
 
-    plt = _plt()
+    _plt()  # the Agg backend, before rliable draws
     points, intervals = interval_estimates(matrices, reps=reps, seed=seed)
     row_height = 0.7  # inches per method; the x label goes 0.6 inches below the axes
     fig, _ = plot_utils.plot_interval_estimates(points, intervals, metric_names=["IQM", "Mean"],
                                                 algorithms=list(matrices), subfigure_width=4, row_height=row_height,
                                                 xlabel_y_coordinate=-0.6 / (row_height * len(matrices)),
                                                 xlabel="normalised final return" if normalised else "final return")
-    path = out / "aggregates.png"
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(fig, out / "aggregates.png", tight_box=True)
 
 
 def plot_performance_profile(matrices: dict[str, np.ndarray], out: Path, normalised: bool, reps: int,
@@ -282,11 +284,7 @@ def plot_performance_profile(matrices: dict[str, np.ndarray], out: Path, normali
                                          ylabel=r"fraction of runs with score > $\tau$", labelsize="medium",
                                          ticklabelsize="small")
     ax.legend(fontsize="small")
-    fig.tight_layout()
-    path = out / "performance_profile.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "performance_profile.png")
 
 
 def plot_probability_of_improvement(matrices: dict[str, np.ndarray], out: Path, reps: int, seed: int) -> Path:
@@ -294,17 +292,14 @@ def plot_probability_of_improvement(matrices: dict[str, np.ndarray], out: Path, 
     normalisation here)."""
     from rliable import metrics, plot_utils
 
-    plt = _plt()
+    _plt()  # the Agg backend, before rliable draws
     pairs = {f"{x};{y}": [matrices[x], matrices[y]] for x, y in itertools.combinations(matrices, 2)}
     with _numpy_seed(seed):
         points, intervals = rliable_estimates(pairs, metrics.probability_of_improvement, reps)
     ax = plot_utils.plot_probability_of_improvement(points, intervals, pair_separator=";",
                                                     figsize=(5, 1 + 0.6 * len(pairs)), labelsize="medium",
                                                     ticklabelsize="small")
-    path = out / "probability_of_improvement.png"
-    ax.figure.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(ax.figure)
-    return path
+    return _save(ax.figure, out / "probability_of_improvement.png", tight_box=True)
 
 
 # --- marl-eval export ---------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import pytest
 import torch
 from scipy.stats import wasserstein_distance
 
-from components.config import PhaseConfig, ScheduleConfig, TrainConfig
 from components.layers import LowRankLinear
 from components.strategies import make_strategy
 from tools.analyze import measures
@@ -153,20 +152,12 @@ def test_adaps_unit_masks_and_kept_fractions(tmp_path):
 
 
 # --- end to end ---------------------------------------------------------------------------------------------
-ITER = 160
+def tiny_two_phase():
+    """The trainer tests' tiny VMAS run, PS then PS+LoRA (rank 2) after one iteration."""
+    from tests.components.test_trainer import ITER, tiny, two_phase
 
-
-def tiny_two_phase() -> TrainConfig:
-    cfg = TrainConfig()
-    cfg.env.name, cfg.env.num_envs, cfg.env.eval_num_envs, cfg.env.max_steps = "vmas/navigation", 8, 2, 20
-    cfg.env.options = {"n_agents": 2}
-    a = cfg.algorithm
-    a.frames_per_batch, a.minibatch_size, a.epochs = ITER, 80, 1
-    a.actor_hidden, a.critic_hidden = [8, 8], [8, 8]
-    cfg.total_frames, cfg.eval_every, cfg.checkpoint_every = 3 * ITER, 3 * ITER, ITER
-    cfg.schedule = ScheduleConfig(name="two_phase", phases=[PhaseConfig(until=ITER), PhaseConfig(strategy={"rank": 2})])
-    cfg.logger.wandb, cfg.logger.csv, cfg.logger.progress = False, False, False
-    return cfg
+    return tiny(**{"algorithm.epochs": 1, "algorithm.actor_hidden": [8, 8], "algorithm.critic_hidden": [8, 8],
+                   "total_frames": 3 * ITER, "eval_every": 3 * ITER, "schedule": two_phase(until=ITER)})
 
 
 def test_analyze_a_tiny_run_matches_hand_computations(tmp_path):
