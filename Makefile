@@ -39,3 +39,28 @@ clean:
 results: install
 	$(PY) -m tools.analyze.results run recipes/results/*.yaml --out outputs/results --jobs 2
 	$(PY) -m tools.analyze.results report recipes/results/*.yaml --out outputs/results --docs docs
+
+# Side by side with BenchMARL 1.5.2 (issue 13): BenchMARL needs torchrl < 0.12, so it lives in its own
+# venv (.venv-peer, ignored by git; never used by `make test`). torch==2.13.0 goes in first, as above,
+# so that the peer's requirements keep the CPU wheel instead of resolving a CUDA build.
+# `make bench-peer-install` only builds the venv; `make bench-peer` also runs the comparison
+# (PEER_ARGS=... passes options to tools.bench_peer, e.g. PEER_ARGS="--frames 12000 --repeats 1").
+PEER_VENV ?= .venv-peer
+PEER_PY := $(PEER_VENV)/bin/python
+PEER_STAMP := $(PEER_VENV)/.installed
+PEER_ARGS ?= --docs
+
+.PHONY: bench-peer bench-peer-install
+
+bench-peer-install: $(PEER_STAMP)
+
+$(PEER_STAMP): tools/peer/requirements.txt
+	test -x $(PEER_PY) || python3 -m venv $(PEER_VENV)
+	$(PEER_PY) -m pip install -q --upgrade pip
+	$(PEER_PY) -m pip install -q torch==2.13.0
+	$(PEER_PY) -m pip install -q -r tools/peer/requirements.txt
+	$(PEER_PY) tools/peer/benchmarl_run.py --check
+	touch $(PEER_STAMP)
+
+bench-peer: install $(PEER_STAMP)
+	$(PY) -m tools.bench_peer --peer $(PEER_PY) $(PEER_ARGS)

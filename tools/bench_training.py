@@ -4,9 +4,11 @@ per iteration of the PS phase against the PS+LoRA phase.
     python -m tools.bench_training                         # full run (1 thread, 7-12 min on 2 cores)
     python -m tools.bench_training --quick                 # smoke run with tiny settings (< 1 min)
     python -m tools.bench_training --iterations 5 --repeats 2 --threads 1 --out outputs/bench_training.json
+    python -m tools.bench_training --peer .venv-peer/bin/python    # against BenchMARL itself: tools/bench_peer.py
 
-Setting (BenchMARL's default on-policy setting, ``recipes/conf/algorithm/benchmarl.yaml``): MAPPO on
-``vmas/balance`` with 4 agents (``max_steps=100``), 6000 frames per iteration (60 envs x 100 steps),
+Setting (BenchMARL's default on-policy setting, ``recipes/conf/algorithm/benchmarl.yaml`` plus
+``tools.peer.settings.MARLSHARE_OVERRIDES``): MAPPO on ``vmas/balance`` with 4 agents (``max_steps=100``),
+no appended agent id, 6000 frames per iteration (10 envs x 600 steps, episodes carried over iterations),
 45 epochs of 400-sample minibatches (675 gradient steps per iteration), actor and critic MLPs
 256x256 with tanh, lr 5e-5, clip 0.2, gamma 0.99, GAE lambda 0.9. The marlshare side is
 :class:`components.trainer.Trainer` with the config composed exactly as the recipe does
@@ -21,15 +23,13 @@ multi-agent PPO tutorial: ``VmasEnv`` + ``RewardSum``; a ``MultiAgentMLP`` polic
 ``Collector``; GAE from ``ClipPPOLoss.make_value_estimator``; ``ReplayBuffer(LazyTensorStorage,
 SamplerWithoutReplacement)``; Adam; ``clip_grad_norm_``. Every number it uses (envs, frames,
 epochs, minibatch, widths, activation, lr, Adam eps, grad-norm clip, clip epsilon, entropy and
-critic coefficients, gamma, lambda, advantage normalisation, reset at each iteration) is read from
-the composed marlshare config, so the two loops cannot drift apart. The critic loss is ``l2`` in
-both (marlshare's ``PPOSettings`` default). What stays different is what each library's networks
-are: marlshare's PS actor appends the one-hot agent id to its input and has a state-independent
-log-std (the reference: state-dependent scale through ``NormalParamExtractor``); marlshare's MAPPO
-critic (at commit e2dfc33) also appends the agent id to the centralised input and so computes one
-value per agent (4 passes of the 256x256 critic per sample), while TorchRL's centralised shared
-``MultiAgentMLP`` computes one value per sample and broadcasts it to the agents. That difference is
-most of the measured gap (``docs/benchmarks-training.md``).
+critic coefficients, gamma, lambda, advantage normalisation, reset at each iteration, per-network
+gradient clipping, ``clamp_actions``) is read from the composed marlshare config, so the two loops
+cannot drift apart. The critic loss is ``l2`` in both (marlshare's ``PPOSettings`` default). Both
+actors have a state-dependent scale; it is mapped by ``exp`` in marlshare and by
+``NormalParamExtractor``'s ``biased_softplus_1.0`` in the reference (as in BenchMARL). At commit
+e2dfc33 marlshare's MAPPO critic appended the agent id and computed one value per agent, most of the
+gap measured then (``docs/benchmarks-training.md``); the preset now computes one value per sample.
 
 Protocol, per repeat (fresh trainer and reference, seed ``--seed + repeat``), one process,
 interleaved so that load from other work on the machine hits both sides alike:
@@ -89,16 +89,21 @@ from torchrl.envs.libs.vmas import VmasEnv
 from torchrl.modules import MultiAgentMLP, ProbabilisticActor, TanhNormal
 from torchrl.objectives import ClipPPOLoss, ValueEstimators
 
+from tools.bench_peer import code_version
+from tools.peer.settings import BENCHMARL as PEER_SETTING
+from tools.peer.settings import MARLSHARE_OVERRIDES
+
 ENV = "vmas/balance"
 N_AGENTS = 4
 LORA_RANK = 8
 TARGET_FPS_RATIO = 1.0  # marlshare frames/s >= this x reference frames/s
 TARGET_LORA_RATIO = 1.3  # LoRA seconds per iteration <= this x PS seconds per iteration
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
-# BenchMARL's default on-policy numbers; the full run refuses to start if the preset drifts from them.
-BENCHMARL = {"frames_per_batch": 6000, "epochs": 45, "minibatch_size": 400, "lr": 5e-5, "clip_epsilon": 0.2,
-             "gamma": 0.99, "lmbda": 0.9, "actor_hidden": [256, 256], "critic_hidden": [256, 256],
-             "num_envs": 60, "max_steps": 100, "n_agents": N_AGENTS}
+# BenchMARL's default on-policy numbers (tools/peer/settings.py); the full run refuses to start if the
+# preset drifts from them.
+BENCHMARL = {k: PEER_SETTING[f"algorithm.{k}"] for k in ("frames_per_batch", "epochs", "minibatch_size", "lr",
+             "adam_eps", "max_grad_norm", "clip_grad_per_network", "clip_epsilon", "gamma", "lmbda", "actor_hidden",
+             "critic_hidden", "reset_each_iteration")} | {k: PEER_SETTING[f"env.{k}"] for k in ("num_envs", "max_steps")}
 # --quick: tiny networks and batches, only to check that the script runs end to end.
 CONF_DIR = Path(__file__).resolve().parents[1] / "recipes" / "conf"
 QUICK = ["env.num_envs=4", "env.eval_num_envs=2", "algorithm.frames_per_batch=400", "algorithm.epochs=2",
@@ -119,7 +124,7 @@ def compose_config(seed: int, iterations: int, threads: int, run_dir: str, quick
     preset = OmegaConf.load(CONF_DIR / "algorithm" / "benchmarl.yaml")
     preset.pop("defaults", None)
     cfg.algorithm = OmegaConf.merge(cfg.algorithm, preset)
-    overrides = [f"env.name={ENV}", f"env.options.n_agents={N_AGENTS}", "env.max_steps=100",
+    overrides = MARLSHARE_OVERRIDES + [
                  "logger.csv=false", "logger.wandb=false", "logger.tensorboard=false", "logger.progress=false",
                  "checkpoint_every=0", f"threads={threads}", f"seed={seed}", f"run_dir={run_dir}"]
     cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides + (QUICK if quick else [])))
@@ -154,6 +159,8 @@ class Settings:
     lmbda: float
     normalize_advantage: bool
     reset_each_iteration: bool
+    clip_grad_per_network: bool
+    clamp_actions: bool
     loss_critic_type: str = "l2"  # components.algorithms.PPOSettings' default, not a config field
 
     @classmethod
@@ -164,7 +171,9 @@ class Settings:
                    actor_hidden=list(a.actor_hidden), critic_hidden=list(a.critic_hidden), activation=a.activation,
                    lr=a.lr, adam_eps=a.adam_eps, max_grad_norm=a.max_grad_norm, clip_epsilon=a.clip_epsilon,
                    entropy_coeff=a.entropy_coeff, critic_coeff=a.critic_coeff, gamma=a.gamma, lmbda=a.lmbda,
-                   normalize_advantage=a.normalize_advantage, reset_each_iteration=a.reset_each_iteration)
+                   normalize_advantage=a.normalize_advantage, reset_each_iteration=a.reset_each_iteration,
+                   clip_grad_per_network=a.clip_grad_per_network,
+                   clamp_actions=bool(cfg.env.options.get("clamp_actions", False)))
 
     def check_benchmarl(self) -> None:
         got = {k: getattr(self, k) for k in BENCHMARL}
@@ -203,7 +212,8 @@ class ReferenceMAPPO:
         self.s = s
         torch.manual_seed(seed)
         base = VmasEnv(scenario=ENV.split("/", 1)[1], num_envs=s.num_envs, continuous_actions=True,
-                       max_steps=s.max_steps, device="cpu", seed=seed, n_agents=s.n_agents)
+                       max_steps=s.max_steps, device="cpu", seed=seed, n_agents=s.n_agents,
+                       clamp_actions=s.clamp_actions)
         self.env = TransformedEnv(base, RewardSum(in_keys=[base.reward_key], out_keys=[("agents", "episode_reward")]))
         torch.manual_seed(seed)  # VMAS reseeds torch's global RNG when built
         obs_dim = self.env.observation_spec["agents", "observation"].shape[-1]
@@ -243,6 +253,9 @@ class ReferenceMAPPO:
                            done=("agents", "done"), terminated=("agents", "terminated"))
         self.loss.make_value_estimator(ValueEstimators.GAE, gamma=s.gamma, lmbda=s.lmbda)
         self.optimiser = torch.optim.Adam(self.loss.parameters(), lr=s.lr, eps=s.adam_eps)
+        nets = (self.loss.actor_network_params, self.loss.critic_network_params)  # clipped apart, as BenchMARL
+        self.clip_groups = ([list(p.values(True, True)) for p in nets] if s.clip_grad_per_network
+                            else [list(self.loss.parameters())])
 
     def update(self, batch) -> float:
         s = self.s
@@ -261,7 +274,8 @@ class ReferenceMAPPO:
                 out = self.loss(minibatch)
                 total = out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]
                 total.backward()
-                torch.nn.utils.clip_grad_norm_(self.loss.parameters(), s.max_grad_norm)
+                for group in self.clip_groups:
+                    torch.nn.utils.clip_grad_norm_(group, s.max_grad_norm)
                 self.optimiser.step()
                 self.optimiser.zero_grad()
         done = batch.get(("next", "agents", "done"))
@@ -389,21 +403,6 @@ def print_table(summary: dict, log) -> None:
         f"time per iteration (target <= {TARGET_LORA_RATIO}x){smoke}")
 
 
-def code_version() -> dict:
-    """The commit and whether the measured code (components, envs, recipes) differs from it (read-only git)."""
-    import subprocess
-
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=10).stdout.strip() or None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "components", "envs", "recipes"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.split("\n")
-        return {"root": str(root), "commit": commit, "modified": [d for d in dirty if d.strip()]}
-    except (OSError, subprocess.SubprocessError):
-        return {"root": str(root), "commit": None, "modified": []}
-
-
 def machine() -> dict:
     import tensordict
     import torchrl
@@ -421,7 +420,13 @@ def machine() -> dict:
 
 
 def main(argv=None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a == "--peer" or a.startswith("--peer=") for a in argv):  # the side by side with BenchMARL
+        from tools.bench_peer import main as peer_main
+
+        return peer_main(argv)
     parser = argparse.ArgumentParser(prog="python -m tools.bench_training", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--peer", metavar="PYTHON", help="run tools.bench_peer instead (BenchMARL's python; its options)")
     parser.add_argument("--iterations", type=int, default=None,
                         help="measured iterations per phase (after one warm-up), default 3 (1 with --quick)")
     parser.add_argument("--repeats", type=int, default=1, help="independent repeats (fresh runs, seed+r), default 1")
@@ -456,7 +461,7 @@ def main(argv=None) -> dict:
     summary = summarise(repeats, args.quick)
     print_table(summary, log)
     info["loadavg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
-    report = {"command": "python -m tools.bench_training " + " ".join(argv if argv is not None else sys.argv[1:]),
+    report = {"command": "python -m tools.bench_training " + " ".join(argv),
               "env": ENV, "n_agents": N_AGENTS, "lora_rank": LORA_RANK, "iterations": args.iterations,
               "repeats_requested": args.repeats, "threads": args.threads, "machine": info, "code": code,
               "total_wall_s": time.perf_counter() - start, "summary": summary, "repeats": repeats}
