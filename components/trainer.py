@@ -32,6 +32,8 @@ from torchrl.envs import RewardSum, TransformedEnv
 from components import checkpoint as ckpt
 from components.algorithms import actor_net, make_actor, make_critic, make_loss, make_update, ppo_settings
 from components.algorithms.ppo import recurrent_env_transforms
+from components.algorithms.sequential import SEQUENTIAL
+from components.algorithms.update import compile_mode
 from components.clustering import agent_transitions
 from components.config import ConfigError, as_train_config, config_to_dict, validate_config
 from components.evaluation import EPISODE_REWARD, evaluate, train_return
@@ -70,6 +72,8 @@ class Trainer:
         self.plans = plan_phases(cfg)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        self.device = torch.device("cpu")
+        self._compile_noticed = None
         self._build()
         default_dir = (f"outputs/{cfg.env.name}/{self.plans[0].strategy['name']}/"
                        f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_seed{cfg.seed}")
@@ -152,6 +156,8 @@ class Trainer:
             self._finish_entering(net)
         chunk = a.chunk_length if a.recurrent else 1
         self.update = make_update(a, chunk, on_nonfinite=self._nonfinite, on_finite=self._finite)
+        if self.entered and a.name not in SEQUENTIAL:
+            self.update.compile = compile_mode(a.compile, self.device, self._phase_steps())
 
     # --- phases ------------------------------------------------------------------------------------
     @property
@@ -209,14 +215,29 @@ class Trainer:
         self._build_optimiser()
 
     def _build_optimiser(self):
+        """The phase's loss, optimiser (Adam over the parameters that train in it, foreach: the same
+        numbers as the per-tensor loop, fewer kernel calls), auxiliary loss and compile mode."""
         a, plan = self.cfg.algorithm, self.plan
         pick = lambda value, default: default if value is None else value  # noqa: E731
         self.loss = make_loss(self.actor, self.critic, ppo_settings(a, plan))
-        actor_params = self.strategy.trainable(actor_net(self.actor).net)
+        net = actor_net(self.actor).net
+        actor_params = self.strategy.trainable(net)
         critic_params = [p for p in self.critic.parameters() if p.requires_grad]
-        self.trainable = actor_params + critic_params
+        self.trainable = (actor_params, critic_params) if a.clip_grad_per_network else actor_params + critic_params
         self.optimiser = torch.optim.Adam([{"params": actor_params, "lr": pick(plan.lr, a.lr)},
-                                           {"params": critic_params, "lr": pick(plan.critic_lr, a.lr)}], eps=a.adam_eps)
+                                           {"params": critic_params, "lr": pick(plan.critic_lr, a.lr)}],
+                                          eps=a.adam_eps, foreach=True)
+        strategy = self.strategy
+        self.aux = lambda: strategy.aux_loss(net)  # one callable per phase: compiled once with the loss
+        if hasattr(self, "update") and a.name not in SEQUENTIAL:
+            self.update.compile = compile_mode(a.compile, self.device, self._phase_steps())
+
+    def _phase_steps(self) -> int:
+        """Gradient steps left in the current phase (to its ``until``, or the run's end)."""
+        a, until = self.cfg.algorithm, self.plan.until
+        end = self.cfg.total_frames if until is None else min(until, self.cfg.total_frames)
+        iterations = max(0, -(-(end - self.frames) // a.frames_per_batch))
+        return iterations * a.epochs * max(1, a.frames_per_batch // a.minibatch_size)
 
     # --- checkpoints -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -323,8 +344,11 @@ class Trainer:
         for batch in collector:
             self.frames += batch.numel()
             self.iteration += 1
-            row = self.update(batch, self.loss, self.optimiser, self.trainable,
-                              lambda: self.strategy.aux_loss(actor_net(self.actor).net), actor_net(self.actor))
+            row = self.update(batch, self.loss, self.optimiser, self.trainable, self.aux, actor_net(self.actor))
+            if row.get("compile_s") is not None and self._compile_noticed is not self.loss:  # once per phase
+                self._compile_noticed = self.loss
+                progress.notice(f"{self.plan.label}: compiled the update step ({self.update.compile}) in "
+                                f"{row['compile_s']:.1f} s")
             row.update(iteration=self.iteration, frames=self.frames, phase=self.plan.label,
                        strategy=self.strategy.name, train_return=train_return(batch))
             reason = self._evaluate_and_maybe_end_phase(row)

@@ -183,7 +183,7 @@ class SequentialUpdate(PPOUpdate):
                     loss.a2po = (torch.tensor(order[:turn], dtype=torch.long), self.others_clip)
                 turn_adv = advantage if factor is None else advantage * factor
                 replace = factor is not None or flag
-                skipped += self._turn(loss, optimiser, trainable, aux, stats, guard, agent, critic,
+                skipped += self._turn(items, loss, optimiser, trainable, aux, stats, guard, agent, critic,
                                       (adv_key, turn_adv) if replace else None, self.turn_epochs(holder, agent))
                 if self.method == "happo" and turn < n - 1:
                     with torch.no_grad():
@@ -208,15 +208,16 @@ class SequentialUpdate(PPOUpdate):
         size = int((clusters == clusters[agent]).sum())
         return -(-self.epochs // size)
 
-    def _turn(self, loss, optimiser, trainable, aux, stats, guard, agent, critic, advantage, epochs) -> int:
+    def _turn(self, items, loss, optimiser, trainable, aux, stats, guard, agent, critic, advantage, epochs) -> int:
         skipped = 0
         for _ in range(epochs):
             for _ in range(self.steps):
-                sample, info = self.buffer.sample(return_info=True)
+                index = self.minibatches.next()
+                sample = items[index]
                 if advantage is not None:
-                    sample.set(advantage[0], advantage[1][info["index"]])
+                    sample.set(advantage[0], advantage[1][index])
                 out = loss(sample)
-                aux_loss = aux()
+                aux_loss = torch.as_tensor(aux())
                 objective = out["loss_objective"].select(-1, agent).mean()
                 total = objective
                 critic_loss = None
@@ -230,22 +231,23 @@ class SequentialUpdate(PPOUpdate):
                 if grad_norm is None:
                     skipped += 1
                     continue
-                stats["loss_objective"].append(objective.item())
+                stats["loss_objective"].append(objective.detach())
                 if critic_loss is not None:
-                    stats["loss_critic"].append(critic_loss.item())
+                    stats["loss_critic"].append(critic_loss.detach())
                 if entropy_loss is not None:
-                    stats["loss_entropy"].append(entropy_loss.item())
+                    stats["loss_entropy"].append(entropy_loss.detach())
                 for key in ("entropy", "kl_approx", "clip_fraction"):
                     if key in out.keys():
-                        stats[key].append(out[key].detach().float().mean().item())
-                stats["loss_aux"].append(float(aux_loss))
-                stats["grad_norm"].append(grad_norm.item())
+                        stats[key].append(out[key].detach().mean())
+                stats["loss_aux"].append(aux_loss.detach())
+                stats["grad_norm"].append(grad_norm)
         return skipped
 
 
 def make_update(algorithm, chunk: int, on_nonfinite, on_finite) -> PPOUpdate:
     """The update of ``algorithm`` (an :class:`~components.config.AlgorithmConfig`): ``PPOUpdate`` for
-    MAPPO / IPPO, :class:`SequentialUpdate` for HAPPO / A2PO."""
+    MAPPO / IPPO, :class:`SequentialUpdate` for HAPPO / A2PO. The trainer sets ``compile`` per phase
+    (:func:`~components.algorithms.update.compile_mode`); the sequential updates stay eager."""
     a = algorithm
     args = (a.frames_per_batch, a.minibatch_size, a.epochs, a.max_grad_norm, chunk)
     if a.name in SEQUENTIAL:

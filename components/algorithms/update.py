@@ -1,70 +1,162 @@
 """One PPO update on a collected batch: GAE, then ``epochs`` passes over minibatches drawn without
-replacement (TorchRL's ``SamplerWithoutReplacement``), the strategy's auxiliary loss added to the actor
-loss, non-finite losses or gradients skipped, gradient norms clipped.
+replacement, the strategy's auxiliary loss added to the actor loss, non-finite losses or gradients
+skipped, gradient norms clipped.
 
 Recurrent actors learn from chunks of ``chunk`` consecutive steps (``[E, T] -> [E T / L, L]``) re-run
 from their stored hidden states.
+
+Speed (docs/benchmarks.md, "compiled update step"):
+
+- the loss (actor and critic forward, PPO objective, value loss, auxiliary loss) can run through
+  ``torch.compile`` (:func:`compile_mode`): AOTAutograd compiles its forward and backward graphs,
+  inductor fuses the elementwise work on CPU, CUDA graphs (``mode="reduce-overhead"``) remove the
+  launch overhead on a GPU. It is compiled once per loss object, i.e. once per phase (a phase builds
+  its own loss: the parameters that train change); the first call's time is in ``compile_s``;
+- minibatches are rows of the flat batch indexed directly (:class:`Minibatches`), not copies through a
+  replay buffer;
+- the statistics stay tensors until the end of the update: nothing in the minibatch loop waits for a
+  value except the finite-loss guard, which must decide whether to step.
 """
 
 from __future__ import annotations
 
 import math
+import time
 
-import numpy as np
 import torch
-from torchrl.data import LazyTensorStorage, ReplayBuffer, SamplerWithoutReplacement
 
 from components.algorithms.ppo import expand_done
 
 STATS = ("loss_objective", "loss_critic", "loss_entropy", "loss_aux", "entropy", "kl_approx", "clip_fraction",
          "grad_norm")
+COMPILE_CHOICES = ("auto", "true", "false")
+# ``compile=auto`` compiles a phase that takes at least this many gradient steps: the first compile costs
+# 10-40 s on 2 cores and saves a few ms per step (docs/benchmarks.md), so shorter phases stay eager.
+AUTO_COMPILE_MIN_STEPS = 3000
+
+
+class Minibatches:
+    """Row indices of minibatches of ``size`` drawn without replacement from ``n`` rows, one fresh
+    ``torch.randperm(n)`` whenever the previous one is used up (a short minibatch takes what is left).
+
+    These are exactly the draws of TorchRL's ``SamplerWithoutReplacement(drop_last=False)`` (same
+    permutations from the global generator, drawn at the same moments, including the one it draws
+    when an epoch ends), so switching to direct indexing changed no trajectory; indexing the flat
+    batch itself is what saves the replay buffer's storage round trip per minibatch.
+    """
+
+    def __init__(self, size: int):
+        self.size, self.n, self.queue = size, 0, None
+
+    def reset(self, n: int) -> None:
+        self.n, self.queue = n, None
+
+    def next(self) -> torch.Tensor:
+        if self.queue is None:
+            self.queue = torch.randperm(self.n)
+        index, self.queue = self.queue[:self.size], self.queue[self.size:]
+        if not len(self.queue):
+            self.queue = torch.randperm(self.n)
+        return index
+
+
+def compile_mode(setting, device, steps_in_phase: int) -> str | None:
+    """The ``torch.compile`` mode for a phase, or None for eager. ``setting``: ``auto`` (compile when
+    the phase takes at least :data:`AUTO_COMPILE_MIN_STEPS` gradient steps), ``true`` or ``false``."""
+    setting = str(setting).lower()
+    if setting not in COMPILE_CHOICES:
+        raise ValueError(f"algorithm.compile={setting!r}; valid: {list(COMPILE_CHOICES)}")
+    on = setting == "true" or (setting == "auto" and steps_in_phase >= AUTO_COMPILE_MIN_STEPS)
+    if not on:
+        return None
+    return "reduce-overhead" if torch.device(device).type == "cuda" else "default"
+
+
+def _objective(loss, aux, keys=("loss_objective", "loss_critic", "loss_entropy")):
+    """``sample -> (total loss, loss outputs, auxiliary loss)``: the part of a step that compiles."""
+
+    def objective(sample):
+        out = loss(sample)
+        aux_loss = torch.as_tensor(aux())
+        total = aux_loss
+        for key in keys:
+            if key in out.keys():
+                total = total + out[key]
+        return total, out, aux_loss
+
+    return objective
 
 
 class PPOUpdate:
     """``update(batch, loss, optimiser, trainable, aux, holder) -> row of mean statistics``.
 
-    ``aux()`` returns the strategy's auxiliary loss for the current network; ``on_nonfinite(what)`` is
-    called for every skipped update (the trainer stops after too many in a row) and
-    ``on_finite()`` after every good one.
+    ``aux()`` returns the strategy's auxiliary loss for the current network; ``trainable`` is the list
+    of parameters clipped together, or a tuple of such lists each clipped on its own (actor and critic
+    separately, ``algorithm.clip_grad_per_network``). ``on_nonfinite(what)`` is called for every
+    skipped update (the trainer stops after too many in a row) and ``on_finite()`` after every good
+    one. ``compile`` is the ``torch.compile`` mode of the loss (None: eager); set per phase.
     """
 
     def __init__(self, frames_per_batch: int, minibatch_size: int, epochs: int, max_grad_norm: float, chunk: int,
-                 on_nonfinite, on_finite):
+                 on_nonfinite, on_finite, compile: str | None = None):
         self.chunk, self.epochs, self.max_grad_norm = chunk, epochs, max_grad_norm
         self.steps = frames_per_batch // minibatch_size
         self.on_nonfinite, self.on_finite = on_nonfinite, on_finite
-        self.buffer = ReplayBuffer(storage=LazyTensorStorage(frames_per_batch // chunk),
-                                   sampler=SamplerWithoutReplacement(), batch_size=minibatch_size // chunk)
+        self.minibatches = Minibatches(minibatch_size // chunk)
+        self.compile = compile
+        self.compile_s = None  # seconds of the first call of the latest compiled objective
+        self._objective_for = (None, None, None)  # (loss, aux, objective): rebuilt when the loss changes
+
+    def objective(self, loss, aux):
+        """The (compiled) objective of ``loss``; one per loss object, so one compile per phase."""
+        if self._objective_for[0] is not loss:
+            fn = _objective(loss, aux)
+            if self.compile is not None:
+                fn = torch.compile(fn, mode=self.compile, dynamic=False)
+            self._objective_for, self.compile_s = (loss, aux, fn), None
+        return self._objective_for[2]
+
+    def evaluate(self, objective, sample):
+        """``objective(sample)``, timing the first call of a compiled one (that call compiles)."""
+        if self.compile is None or self.compile_s is not None:
+            return objective(sample)
+        start = time.perf_counter()
+        result = objective(sample)
+        self.compile_s = time.perf_counter() - start
+        return result
 
     def __call__(self, batch, loss, optimiser, trainable, aux, holder) -> dict:
         expand_done(batch)
         with torch.no_grad():
             loss.value_estimator(batch, params=loss.critic_network_params,
                                  target_params=loss.target_critic_network_params)
-        self.buffer.empty()
         if self.chunk > 1:  # [E, T] -> [E * T / L, L]: chunks of consecutive steps
             items = batch.reshape(batch.shape[0], -1, self.chunk).reshape(-1, self.chunk)
         else:
             items = batch.reshape(-1)
-        self.buffer.extend(items)  # storage row i is items[i] (the buffer was emptied)
+        self.minibatches.reset(items.shape[0])
         stats: dict[str, list] = {k: [] for k in STATS}
         holder.sequence_mode = self.chunk > 1
         try:
             skipped = self._train(items, loss, optimiser, trainable, aux, holder, stats)
         finally:
             holder.sequence_mode = False
-        row = {k: (float(np.mean(v)) if v else math.nan) for k, v in stats.items()}
+        # one synchronisation per update: every statistic was kept as a tensor until here
+        row = {k: (torch.stack(v).float().mean().item() if v else math.nan) for k, v in stats.items()}
         row["skipped_updates"] = skipped
+        if self.compile_s is not None:
+            row["compile_s"] = self.compile_s
         return row
 
     def _train(self, items, loss, optimiser, trainable, aux, holder, stats) -> int:
-        """The gradient steps on the stored ``items``; returns the number of skipped updates."""
-        return self._epochs(loss, optimiser, trainable, aux, stats)
+        """The gradient steps on ``items``; returns the number of skipped updates."""
+        return self._epochs(items, loss, optimiser, trainable, aux, stats)
 
     def apply(self, total, optimiser, trainable, mask_gradients=None, step=None):
         """One gradient step on ``total``: skipped (returns None, reported to ``on_nonfinite``) when the
-        loss or the gradient norm is not finite; otherwise the clipped gradient's norm. ``mask_gradients``
-        runs after backward and ``step`` replaces ``optimiser.step`` (the sequential updates use both)."""
+        loss or the gradient norm is not finite; otherwise the clipped gradient's norm (with several
+        clip groups: the norm over all of them). ``mask_gradients`` runs after backward and ``step``
+        replaces ``optimiser.step`` (the sequential updates use both)."""
         optimiser.zero_grad(set_to_none=True)
         if not torch.isfinite(total):
             self.on_nonfinite("loss")
@@ -72,7 +164,9 @@ class PPOUpdate:
         total.backward()
         if mask_gradients is not None:
             mask_gradients()
-        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, self.max_grad_norm)
+        groups = trainable if isinstance(trainable, tuple) else (trainable,)
+        norms = [torch.nn.utils.clip_grad_norm_(group, self.max_grad_norm, foreach=True) for group in groups]
+        grad_norm = norms[0] if len(norms) == 1 else torch.stack(norms).square().sum().sqrt()
         if not torch.isfinite(grad_norm):
             optimiser.zero_grad(set_to_none=True)
             self.on_nonfinite("gradient")
@@ -81,20 +175,18 @@ class PPOUpdate:
         self.on_finite()
         return grad_norm
 
-    def _epochs(self, loss, optimiser, trainable, aux, stats) -> int:
-        skipped = 0
+    def _epochs(self, items, loss, optimiser, trainable, aux, stats) -> int:
+        skipped, objective = 0, self.objective(loss, aux)
         for _ in range(self.epochs):
             for _ in range(self.steps):
-                out = loss(self.buffer.sample())
-                aux_loss = aux()
-                total = out["loss_objective"] + out["loss_critic"] + out.get("loss_entropy", 0.0) + aux_loss
+                total, out, aux_loss = self.evaluate(objective, items[self.minibatches.next()])
                 grad_norm = self.apply(total, optimiser, trainable)
                 if grad_norm is None:
                     skipped += 1
                     continue
                 for key in ("loss_objective", "loss_critic", "loss_entropy", "entropy", "kl_approx", "clip_fraction"):
                     if key in out.keys():
-                        stats[key].append(out[key].detach().float().mean().item())
-                stats["loss_aux"].append(float(aux_loss))
-                stats["grad_norm"].append(grad_norm.item())
+                        stats[key].append(out[key].detach().mean())
+                stats["loss_aux"].append(aux_loss.detach())
+                stats["grad_norm"].append(grad_norm)
         return skipped

@@ -46,19 +46,19 @@ def test_happo_factor_is_the_product_of_the_preceding_agents_ratios():
                       run_dir=tempfile.mkdtemp())
     batch = rollout(trainer)
     holder = actor_net(trainer.actor)
-    seen, sample = [], trainer.update.buffer.sample
+    seen, draw = [], trainer.update.minibatches.next
     forward = trainer.loss.forward
 
-    def recording_sample(*args, **kwargs):
-        td, info = sample(*args, **kwargs)
-        seen.append(info["index"])
-        return td, info
+    def recording_draw():
+        index = draw()
+        seen.append(index)
+        return index
 
     def recording_forward(td):
         seen.append(td["advantage"].clone())
         return forward(td)
 
-    trainer.update.buffer.sample = recording_sample
+    trainer.update.minibatches.next = recording_draw
     trainer.loss.forward = recording_forward
     trainer.update(batch, trainer.loss, trainer.optimiser, trainer.trainable, lambda: 0.0, holder)
     order, factor = trainer.update.last_order, trainer.update.last_factor
@@ -80,9 +80,10 @@ def test_happo_factor_is_the_product_of_the_preceding_agents_ratios():
 def test_a2po_multiplies_the_ratio_by_the_clipped_joint_ratio_of_the_preceding_agents():
     trainer = Trainer(tiny(**{"algorithm.name": "a2po", "strategy": {"name": "nps"}, "env.options": {"n_agents": 3}}),
                       run_dir=tempfile.mkdtemp())
-    trainer.update(rollout(trainer), trainer.loss, trainer.optimiser, trainer.trainable, lambda: 0.0,
+    batch = rollout(trainer)
+    trainer.update(batch, trainer.loss, trainer.optimiser, trainer.trainable, lambda: 0.0,
                    actor_net(trainer.actor))  # the policy moves away from the one that collected
-    loss, td = trainer.loss, trainer.update.buffer.sample()
+    loss, td = trainer.loss, batch.reshape(-1)[:40]  # GAE wrote the advantage into the batch
     shape = td["advantage"].shape[:-1]
     with torch.no_grad():
         plain = loss._log_weight(td, shape)[0]  # [B, 3, 1]

@@ -226,7 +226,7 @@ def test_discrete_actions_train(tmp_path):
 def test_recurrent_actor_trains_on_chunks_and_resumes_bit_identically(tmp_path):
     changes = {"algorithm.recurrent": True, "algorithm.chunk_length": 10, **TWO_PHASE}
     full = Trainer(tiny(**changes), run_dir=tmp_path / "full")
-    assert full.update.buffer._batch_size == 8  # 80 frames per minibatch = 8 chunks of 10 steps
+    assert full.update.minibatches.size == 8  # 80 frames per minibatch = 8 chunks of 10 steps
     full.run()
     net = actor_net(full.actor).net
     assert net.recurrent and any(isinstance(m, LowRankLinear) and m.role == "gru_hh" for m in net.modules())
