@@ -45,6 +45,12 @@ def init_linear_(weight: torch.Tensor, bias: torch.Tensor | None, in_features: i
             bias.uniform_(-bound, bound)
 
 
+def agent_bmm(xt: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-agent affine map on the agent-major layout: ``xt [N, M, in] -> [N, M, out]``, one ``bmm``."""
+    wt = weight.transpose(1, 2)  # [N, in, out]
+    return torch.bmm(xt, wt) if bias is None else torch.baddbmm(bias.unsqueeze(1), xt, wt)
+
+
 def agent_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """Per-agent affine map in one ``bmm``.
 
@@ -52,11 +58,21 @@ def agent_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     The agent-major view ``[N, M, in]`` is a transpose, not a copy; the result is returned as a
     transposed view too, so a chain of these layers never copies activations.
     """
-    *batch, n, d_in = x.shape
-    xt = x.reshape(-1, n, d_in).transpose(0, 1)  # [N, M, in]
-    wt = weight.transpose(1, 2)  # [N, in, out]
-    y = torch.bmm(xt, wt) if bias is None else torch.baddbmm(bias.unsqueeze(1), xt, wt)
+    *batch, n, _ = x.shape
+    y = agent_bmm(x.reshape(-1, n, x.shape[-1]).transpose(0, 1), weight, bias)
     return y.transpose(0, 1).reshape(*batch, n, weight.shape[1])
+
+
+def split_id(weight: torch.Tensor, bias: torch.Tensor | None, d: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-agent ``weight [N, out, d + N]`` acting on ``[x, one-hot id]`` as ``weight [N, out, d]`` (a
+    view) on ``x`` plus agent i's id column ``weight[i, :, d + i]`` added to its bias: the same function."""
+    id_column = torch.diagonal(weight[:, :, d:], dim1=0, dim2=2).T  # [N, out]
+    return weight[:, :, :d], id_column if bias is None else bias + id_column
+
+
+def agent_matmul_with_id(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``agent_matmul([x, one-hot id], weight, bias)`` without building the ``[*, N, d + N]`` input."""
+    return agent_matmul(x, *split_id(weight, bias, x.shape[-1]))
 
 
 def scale_grad(tensor: torch.Tensor, scale: float) -> torch.Tensor:
@@ -112,10 +128,24 @@ class AgentLinear(nn.Module):
 
     def forward_with_id(self, x: torch.Tensor) -> torch.Tensor:
         """``forward([x, one-hot id])`` for ``x [*batch, N, in - N]``: the input layer of a network that
-        appends the agent id. Here by appending it; :class:`SharedLinear` computes the same function
-        without building the wider input."""
+        appends the agent id. Here by appending it (the reference); every layer class below computes
+        the same function without building the wider input (the id's weight column as a bias)."""
         eye = torch.eye(self.n_agents, dtype=x.dtype, device=x.device)
         return self(torch.cat([x, eye.expand(*x.shape[:-1], -1)], dim=-1))
+
+    def forward_agent_major(self, xt: torch.Tensor, with_id: bool = False) -> torch.Tensor:
+        """The layer (``forward_with_id`` when ``with_id``) on the agent-major layout:
+        ``xt [N, M, in] -> [N, M, out]``, any strides; a new tensor the caller may modify. Used by
+        layers that wrap a base layer (LoRA)."""
+        x = xt.transpose(0, 1)
+        return (self.forward_with_id(x) if with_id else self(x)).transpose(0, 1)
+
+    @torch.no_grad()
+    def input_grad_agent_major(self, grad: torch.Tensor, d: int) -> torch.Tensor:
+        """The gradient of ``forward_agent_major`` with respect to the first ``d`` input features
+        (all of them, or all but the id), from ``grad [N, M, out]``: a new ``[N, M, d]`` tensor. Every
+        layer here is linear in its input, so this is ``grad_i W_i[:, :d]``."""
+        return torch.bmm(grad, self.agent_weight()[0][:, :, :d])
 
     @torch.no_grad()
     def load_shared(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
@@ -161,6 +191,18 @@ class SharedLinear(AgentLinear):
         d = x.shape[-1]
         return F.linear(x, self.weight[:, :d], self.bias) + self.weight[:, d:].T
 
+    def forward_agent_major(self, xt, with_id=False):
+        if not xt.is_contiguous():  # computed in the layout the input is contiguous in: no copy
+            return super().forward_agent_major(xt, with_id)
+        if not with_id:
+            return F.linear(xt, self.weight, self.bias)
+        d = xt.shape[-1]
+        return F.linear(xt, self.weight[:, :d], self.bias) + self.weight[:, d:].T.unsqueeze(1)
+
+    @torch.no_grad()
+    def input_grad_agent_major(self, grad, d):
+        return torch.matmul(grad, self.weight[:, :d])
+
     def agent_weight(self):
         n = self.n_agents
         bias = None if self.bias is None else self.bias.expand(n, -1)
@@ -193,6 +235,10 @@ class StackedLinear(AgentLinear):
         bias = None if self.bias is None else scale_grad(self.bias, self.grad_scale)
         return agent_matmul(x, scale_grad(self.weight, self.grad_scale), bias)
 
+    def forward_with_id(self, x):
+        bias = None if self.bias is None else scale_grad(self.bias, self.grad_scale)
+        return agent_matmul_with_id(x, scale_grad(self.weight, self.grad_scale), bias)
+
     def agent_weight(self):
         return self.weight, self.bias
 
@@ -224,12 +270,96 @@ class IndexedLinear(AgentLinear):
         weight, bias = self.agent_weight()
         return agent_matmul(x, weight, bias)
 
+    def forward_with_id(self, x):
+        if self.n_clusters == 1:
+            d = x.shape[-1]
+            return F.linear(x, self.weight[0, :, :d], None if self.bias is None else self.bias[0]) \
+                + self.weight[0, :, d:].T
+        return agent_matmul_with_id(x, *self.agent_weight())
+
+    def forward_agent_major(self, xt, with_id=False):
+        if self.n_clusters == 1:
+            return super().forward_agent_major(xt, with_id)
+        weight, bias = self.agent_weight()
+        return agent_bmm(xt, *split_id(weight, bias, xt.shape[-1])) if with_id else agent_bmm(xt, weight, bias)
+
     def agent_weight(self):
         bias = None if self.bias is None else self.bias[self.clusters]
         return self.weight[self.clusters], bias
 
     def load_shared(self, weight, bias):  # every cluster's network starts from the shared one
         self._broadcast_shared(weight, bias)
+
+
+class _LowRankAdd(torch.autograd.Function):
+    """``base(x) + scaling * (x A_x^T + a_id) B^T`` per agent, on the agent-major layout, with every
+    product in the orientation a CPU GEMM runs fast.
+
+    ``base``: the frozen base layer, run here (``forward_agent_major``, no graph of its own); the
+    adapter is added into its fresh output in place, and the backward pass adds the base's input
+    gradient (``input_grad_agent_major``) to the adapter's. ``base=None``: the adapter's term alone
+    (for a base that trains, which keeps its own graph). ``x [N, M, d]``; ``A [N, r, d]`` or, for an
+    input layer that
+    takes the one-hot id as a bias, ``A [N, r, d + N]`` (agent i's id column ``A[i, :, d + i]`` is
+    added in rank space: the same function as appending the id); ``B [N, out, r]``.
+
+    Why a hand-written backward: with rank r = 8 every product has one thin side, and a GEMM whose
+    output has only r (or ``out = 8``) columns runs 3-4x slower than one whose output has r rows
+    (MKL, one thread, on this project's CPU). Autograd's backward of two ``bmm`` always produces one
+    gradient of the thin shape (``[M, r]`` or ``[out, r]``); here each one is computed transposed
+    (``[r, M]``, ``[r, out]``).
+    """
+
+    @staticmethod
+    def forward(ctx, x, lora_a, lora_b, scaling, base, with_id):
+        d = x.shape[-1]
+        ht = torch.bmm(lora_a[:, :, :d], x.mT)  # [N, r, M]
+        if lora_a.shape[-1] > d:  # the id columns: agent i's column d + i, as a bias in rank space
+            ht += torch.diagonal(lora_a[:, :, d:], dim1=0, dim2=2).T.unsqueeze(-1)
+        if base is None:
+            y = torch.bmm(ht.mT, lora_b.mT)
+            if scaling != 1.0:
+                y *= scaling
+        else:
+            y = base.forward_agent_major(x, with_id)  # a new tensor, [N, M, out]
+            y = y.baddbmm_(ht.mT, lora_b.mT, alpha=scaling) if y.is_contiguous() else \
+                torch.baddbmm(y, ht.mT, lora_b.mT, alpha=scaling)
+        ctx.save_for_backward(x, lora_a, lora_b, ht)
+        ctx.scaling, ctx.base = scaling, base
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        x, lora_a, lora_b, ht = ctx.saved_tensors
+        scaling, d = ctx.scaling, x.shape[-1]
+        if 0 in grad.stride():  # an expanded gradient (of a sum): a BLAS call needs real strides
+            grad = grad.contiguous()
+        need_x, need_a, need_b, _, _, _ = ctx.needs_input_grad
+        grad_x = grad_a = grad_b = None
+        ght = torch.bmm(lora_b.mT, grad.mT)  # d(loss)/d(h^T) / scaling: [N, r, M]
+        if scaling != 1.0:
+            ght *= scaling
+        if need_b:
+            grad_b = torch.bmm(ht, grad).mT  # [N, r, out] -> [N, out, r]
+            if scaling != 1.0:
+                grad_b = grad_b * scaling
+        if need_a:
+            grad_a = torch.bmm(ght, x)  # [N, r, d]
+            if lora_a.shape[-1] > d:
+                grad_a = torch.cat([grad_a, torch.diag_embed(ght.sum(-1).T, dim1=0, dim2=2)], dim=-1)
+        if need_x:
+            if ctx.base is None:  # the base's input gradient comes through its own graph
+                grad_x = torch.bmm(ght.mT, lora_a[:, :, :d])
+            else:
+                grad_x = ctx.base.input_grad_agent_major(grad, d)  # a fresh [N, M, d] tensor
+                grad_x.baddbmm_(ght.mT, lora_a[:, :, :d])
+        return grad_x, grad_a, grad_b, None, None, None
+
+
+def _agent_major(x: torch.Tensor) -> torch.Tensor:
+    """``[*batch, N, d] -> [N, M, d]``, a view (contiguous when ``x`` is a layer's agent-major output)."""
+    return x.reshape(-1, x.shape[-2], x.shape[-1]).transpose(0, 1)
 
 
 class LowRankLinear(AgentLinear):
@@ -242,6 +372,10 @@ class LowRankLinear(AgentLinear):
     trainable per-agent bias delta (the paper keeps bias deltas frozen at zero, which is the same as
     not having them, so by default none is allocated). The base may be any AgentLinear (shared for
     PS+LoRA, indexed for SePS+LoRA); its parameters are frozen here.
+
+    The factored path runs agent-major (``[N, M, *]``): the base output and the adapter are summed in
+    one ``baddbmm``, and the output is returned as a ``[*batch, N, out]`` view of agent-major memory,
+    so the next adapted layer reads its input without a copy.
     """
 
     #: dense path from 1.25 x max(in, out) rows per agent (measured crossover of fwd+bwd at 256x256, rank 8,
@@ -274,24 +408,33 @@ class LowRankLinear(AgentLinear):
         if uses_dense_path(self, x):
             weight, bias = self.agent_weight()
             return agent_matmul(x, weight, bias)
-        return self._add_delta(self.base(x), x)
+        return self._factored(x, with_id=False)
 
     def forward_with_id(self, x):
         """As the base layer (a shared input layer keeps its id-as-bias path, so a zero adapter still
-        computes exactly what the base did) plus the adapter on ``[x, id]``."""
-        eye = torch.eye(self.n_agents, dtype=x.dtype, device=x.device)
-        wide = torch.cat([x, eye.expand(*x.shape[:-1], -1)], dim=-1)
-        if uses_dense_path(self, wide):
-            return self(wide)
-        return self._add_delta(self.base.forward_with_id(x), wide)
+        computes exactly what the base did) plus the adapter on ``[x, id]``, the id taken as a bias
+        in rank space (no ``[*, N, in + N]`` input is built)."""
+        if uses_dense_path(self, x):
+            weight, bias = self.agent_weight()
+            return agent_matmul_with_id(x, weight, bias)
+        return self._factored(x, with_id=True)
 
-    def _add_delta(self, y, x):
-        """``y + (alpha / r) B_i A_i x_i`` (factored: two thin ``bmm``), plus the bias delta."""
-        *batch, n, d_in = x.shape
-        xt = x.reshape(-1, n, d_in).transpose(0, 1)  # [N, M, in]
-        delta = torch.bmm(torch.bmm(xt, self.lora_A.transpose(1, 2)), self.lora_B.transpose(1, 2))
-        y = y + self.scaling * delta.transpose(0, 1).reshape(*batch, n, self.out_features)
-        return y if self.bias_delta is None else y + self.bias_delta
+    def _factored(self, x, with_id):
+        *batch, n, _ = x.shape
+        xt = _agent_major(x)
+        if self._base_trains():  # a base someone unfroze: its own graph
+            y = self.base.forward_agent_major(xt, with_id) + \
+                _LowRankAdd.apply(xt, self.lora_A, self.lora_B, self.scaling, None, with_id)
+        else:
+            y = _LowRankAdd.apply(xt, self.lora_A, self.lora_B, self.scaling, self.base, with_id)
+        if self.bias_delta is not None:
+            y = y + self.bias_delta.unsqueeze(1)
+        return y.transpose(0, 1).reshape(*batch, n, self.out_features)
+
+    def _base_trains(self) -> bool:
+        base = self.base
+        params = base._parameters.values() if not base._modules else base.parameters()
+        return any(p is not None and p.requires_grad for p in params)
 
     def delta_weight(self) -> torch.Tensor:
         """``(alpha / r) B[i] A[i]``: ``[N, out, in]``."""
@@ -373,6 +516,15 @@ class SpectralLinear(AgentLinear):
             weight, bias = self.agent_weight()
             return agent_matmul(x, weight, bias)
         h = F.linear(x, self.V.T) * (self.s * self.masks())  # [*, N, k]
+        return F.linear(h, self.U, self.bias)
+
+    def forward_with_id(self, x):
+        """``forward([x, one-hot id])``: agent i's id row of ``V`` enters ``x V`` as a bias (no wider input)."""
+        if uses_dense_path(self, x):
+            weight, bias = self.agent_weight()
+            return agent_matmul_with_id(x, weight, bias)
+        d = x.shape[-1]
+        h = (F.linear(x, self.V[:d].T) + self.V[d:]) * (self.s * self.masks())  # [*, N, k]
         return F.linear(h, self.U, self.bias)
 
     def agent_weight(self):

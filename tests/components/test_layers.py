@@ -123,3 +123,77 @@ def test_agent_id_as_a_bias_is_the_appended_id(recurrent):
     for a, b in zip(ref_grads, new_grads):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     assert all(torch.isfinite(g).all() for g in grads)
+
+
+ID_LAYERS = {
+    "shared": lambda n, d, o: SharedLinear(n, d, o),
+    "stacked": lambda n, d, o: StackedLinear(n, d, o),
+    "indexed_k1": lambda n, d, o: IndexedLinear([0] * n, d, o),
+    "indexed": lambda n, d, o: IndexedLinear([i % 2 for i in range(n)], d, o),
+    "lowrank_shared": lambda n, d, o: LowRankLinear(SharedLinear(n, d, o), rank=2),
+    "lowrank_indexed": lambda n, d, o: LowRankLinear(IndexedLinear([i % 2 for i in range(n)], d, o), rank=2),
+    "masked": lambda n, d, o: MaskedLinear(SharedLinear(n, d, o), torch.tensor([[1, 0, 1, 1, 0], [0, 1, 1, 0, 1.]]),
+                                           [i % 2 for i in range(n)]),
+    "spectral": lambda n, d, o: SpectralLinear(n, d, o),
+}
+
+
+def _randomise(layer):
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.normal_(0, 0.5)
+    return layer
+
+
+@pytest.mark.parametrize("batch", [(), (7,), (2, 3)])
+@pytest.mark.parametrize("kind", list(ID_LAYERS))
+def test_forward_with_id_is_forward_on_the_appended_id(kind, batch):
+    """Every layer's id-as-a-bias input path computes ``forward([x, one-hot id])``: the same outputs and
+    the same gradients for every parameter and for x (a broken bias form fails here)."""
+    n, d, o = 4, 6, 5
+    layer = _randomise(ID_LAYERS[kind](n, d + n, o).double())
+    if isinstance(layer, LowRankLinear):  # the adapters train, the base is frozen
+        layer.base.requires_grad_(False)
+    x = torch.randn(*batch, n, d, dtype=torch.double, requires_grad=True)
+    eye = torch.eye(n, dtype=torch.double)
+    params = [p for p in layer.parameters() if p.requires_grad]
+    y_ref = layer(torch.cat([x, eye.expand(*x.shape[:-1], -1)], dim=-1))
+    y = layer.forward_with_id(x)
+    torch.testing.assert_close(y, y_ref)
+    grad = torch.randn_like(y)
+    for a, b in zip(torch.autograd.grad(y, [x, *params], grad), torch.autograd.grad(y_ref, [x, *params], grad)):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("with_id", [False, True], ids=["plain", "id"])
+@pytest.mark.parametrize("kind", ["lowrank_shared", "lowrank_indexed"])
+@pytest.mark.parametrize("base_trains", [False, True], ids=["frozen", "unfrozen"])
+def test_lowrank_factored_path_matches_its_dense_weights(kind, with_id, base_trains):
+    """LoRA's hand-written backward (frozen base run inside it, or a base that trains on its own graph):
+    outputs and gradients of x, the adapters and the base equal those of ``F.linear`` with the
+    effective per-agent weights."""
+    n, d, o = 3, 5, 4
+    layer = _randomise(ID_LAYERS[kind](n, d + (n if with_id else 0), o).double())
+    layer.base.requires_grad_(base_trains)
+    x = torch.randn(2, 3, n, d, dtype=torch.double, requires_grad=True)
+    params = [p for p in layer.parameters() if p.requires_grad]
+    y = layer.forward_with_id(x) if with_id else layer(x)
+    wide = torch.cat([x, torch.eye(n, dtype=torch.double).expand(2, 3, n, n)], -1) if with_id else x
+    weight, bias = layer.agent_weight()
+    y_ref = torch.einsum("...nd,nod->...no", wide, weight) + bias
+    torch.testing.assert_close(y, y_ref)
+    grad = torch.randn_like(y)
+    for a, b in zip(torch.autograd.grad(y, [x, *params], grad), torch.autograd.grad(y_ref, [x, *params], grad)):
+        torch.testing.assert_close(a, b)
+
+
+def test_lowrank_gradients_with_an_expanded_output_gradient():
+    """``y.sum().backward()`` hands the layer a stride-0 gradient; the hand-written backward copes."""
+    layer = _randomise(LowRankLinear(SharedLinear(3, 4, 5), rank=2))
+    layer.base.requires_grad_(False)
+    x = torch.randn(6, 3, 4)
+    layer(x).sum().backward()
+    weight, bias = layer.agent_weight()
+    ref = torch.autograd.grad((torch.einsum("bnd,nod->bno", x, weight) + bias).sum(), [layer.lora_A, layer.lora_B])
+    torch.testing.assert_close(layer.lora_A.grad, ref[0])
+    torch.testing.assert_close(layer.lora_B.grad, ref[1])
