@@ -192,12 +192,12 @@ class SharedLinear(AgentLinear):
         return F.linear(x, self.weight[:, :d], self.bias) + self.weight[:, d:].T
 
     def forward_agent_major(self, xt, with_id=False):
-        if not xt.is_contiguous():  # computed in the layout the input is contiguous in: no copy
-            return super().forward_agent_major(xt, with_id)
+        xt = xt.contiguous()  # a network's input arrives batch-major: copy it (narrower than the output)
         if not with_id:
             return F.linear(xt, self.weight, self.bias)
         d = xt.shape[-1]
-        return F.linear(xt, self.weight[:, :d], self.bias) + self.weight[:, d:].T.unsqueeze(1)
+        y, id_bias = F.linear(xt, self.weight[:, :d], self.bias), self.weight[:, d:].T.unsqueeze(1)
+        return y + id_bias if torch.is_grad_enabled() else y.add_(id_bias)
 
     @torch.no_grad()
     def input_grad_agent_major(self, grad, d):
@@ -280,8 +280,27 @@ class IndexedLinear(AgentLinear):
     def forward_agent_major(self, xt, with_id=False):
         if self.n_clusters == 1:
             return super().forward_agent_major(xt, with_id)
-        weight, bias = self.agent_weight()
+        weight, bias = self._gathered()
         return agent_bmm(xt, *split_id(weight, bias, xt.shape[-1])) if with_id else agent_bmm(xt, weight, bias)
+
+    def input_grad_agent_major(self, grad, d):
+        if self.n_clusters == 1:
+            return torch.matmul(grad, self.weight[0, :, :d])
+        return torch.bmm(grad, self._gathered()[0][:, :, :d])
+
+    def _gathered(self):
+        """``agent_weight()``. For frozen weights (a LoRA base) the gathered copy is kept while the
+        weights, biases and clusters stay the same tensors at the same version (any in-place change,
+        ``load_state_dict`` included, bumps the version), instead of gathering twice per step."""
+        if self.weight.requires_grad or (self.bias is not None and self.bias.requires_grad):
+            return self.agent_weight()
+        key = tuple((t.data_ptr(), t._version) for t in (self.weight, self.bias, self.clusters) if t is not None)
+        cache = self.__dict__.get("_gathered_cache")
+        if cache is None or cache[0] != key:
+            with torch.no_grad():
+                cache = (key, self.agent_weight())
+            self.__dict__["_gathered_cache"] = cache
+        return cache[1]
 
     def agent_weight(self):
         bias = None if self.bias is None else self.bias[self.clusters]
@@ -313,7 +332,8 @@ class _LowRankAdd(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, lora_a, lora_b, scaling, base, with_id):
         d = x.shape[-1]
-        ht = torch.bmm(lora_a[:, :, :d], x.mT)  # [N, r, M]
+        a_x = lora_a if lora_a.shape[-1] == d else lora_a[:, :, :d]
+        ht = torch.bmm(a_x, x.mT)  # [N, r, M]
         if lora_a.shape[-1] > d:  # the id columns: agent i's column d + i, as a bias in rank space
             ht += torch.diagonal(lora_a[:, :, d:], dim1=0, dim2=2).T.unsqueeze(-1)
         if base is None:
@@ -349,11 +369,12 @@ class _LowRankAdd(torch.autograd.Function):
             if lora_a.shape[-1] > d:
                 grad_a = torch.cat([grad_a, torch.diag_embed(ght.sum(-1).T, dim1=0, dim2=2)], dim=-1)
         if need_x:
+            a_x = lora_a if lora_a.shape[-1] == d else lora_a[:, :, :d]
             if ctx.base is None:  # the base's input gradient comes through its own graph
-                grad_x = torch.bmm(ght.mT, lora_a[:, :, :d])
+                grad_x = torch.bmm(ght.mT, a_x)
             else:
                 grad_x = ctx.base.input_grad_agent_major(grad, d)  # a fresh [N, M, d] tensor
-                grad_x.baddbmm_(ght.mT, lora_a[:, :, :d])
+                grad_x.baddbmm_(ght.mT, a_x)
         return grad_x, grad_a, grad_b, None, None, None
 
 

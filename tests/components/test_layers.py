@@ -197,3 +197,17 @@ def test_lowrank_gradients_with_an_expanded_output_gradient():
     ref = torch.autograd.grad((torch.einsum("bnd,nod->bno", x, weight) + bias).sum(), [layer.lora_A, layer.lora_B])
     torch.testing.assert_close(layer.lora_A.grad, ref[0])
     torch.testing.assert_close(layer.lora_B.grad, ref[1])
+
+
+def test_frozen_indexed_base_follows_changes_to_its_weights():
+    """A LoRA base over cluster weights keeps its gathered weights between calls; an in-place change of
+    the frozen weights (a load_state_dict) must still reach the output."""
+    layer = LowRankLinear(IndexedLinear([0, 1, 0], 4, 3), rank=2)
+    x = torch.randn(5, 3, 4)
+    before = layer(x)
+    with torch.no_grad():
+        layer.base.weight.add_(1.0)
+    after = layer(x)
+    weight, bias = layer.agent_weight()
+    torch.testing.assert_close(after, torch.einsum("bnd,nod->bno", x, weight) + bias)
+    assert not torch.allclose(before, after)
