@@ -9,6 +9,8 @@ name                                  agents (action sizes)
 ``mamujoco/ant-4x2``                  4 (2 each); also ``ant-2x4``, ``ant-2x4d``
 ``mamujoco/halfcheetah-2x3``          2 (3 each); also ``halfcheetah-6x1``
 ``mamujoco/walker2d-2x3``             2 (3 each)
+``mamujoco/walker2d-3x2``             3 (2 each): the LoRASA authors' MaMuJoCo partition, built here
+                                      with a custom factorisation (:data:`NAMED_PARTITIONS`)
 ``mamujoco/humanoid-9_8``             2 (9 upper body, 8 lower body), padded to 9
 ``mamujoco/hopper-3x1``               3 (1 each)
 ``mamujoco/swimmer-2x1``, ``reacher-2x1``, ``pusher-3p``, ``humanoidstandup-9_8``,
@@ -18,6 +20,9 @@ name                                  agents (action sizes)
 Options:
 
 * ``agent_obsk=1``: observation depth, how many joints away an agent sees (0: only its own);
+* ``full_observation=False``: every agent observes the whole single-agent observation (the global
+  state) while still acting on its own joints: the LoRASA authors' ``agent_obsk=-1`` (their
+  Humanoid 9|8). Gymnasium-Robotics' ``agent_obsk=None`` is not that: it makes one agent of all joints;
 * ``partition``: a custom split of the robot's joints, a list of lists of joint labels
   (``[["bthigh", "bshin"], ["bfoot", "fthigh"], ["fshin", "ffoot"]]``) or the same as a string
   with agents separated by ``;`` and joints by ``,``; the name's ``<partition>`` part is then just a
@@ -70,9 +75,19 @@ PARTITIONS: dict[str, list[str]] = {
     "reacher": ["2x1"],
     "swimmer": ["2x1"],
     "pusher": ["3p"],
-    "walker2d": ["2x3"],
+    "walker2d": ["2x3", "3x2"],
     "manysegmentant": ["<agents>x<segments>"],
     "manysegmentswimmer": ["<agents>x<segments>"],
+}
+
+
+# Partitions Gymnasium-Robotics does not name ("UNKNOWN partitioning config"), built as custom
+# factorisations. Walker2d 3x2 is the grouping of the LoRASA authors' MaMuJoCo copy
+# (ZBN111/ICML2025_LoRASA, obsk.py, Walker2d-v2 "3x2"), agent by agent in its joint order (the order
+# sets each agent's action columns): right foot + leg; right thigh + left foot; left leg + thigh.
+NAMED_PARTITIONS: dict[tuple[str, str], list[list[str]]] = {
+    ("Walker2d", "3x2"): [["foot_joint", "leg_joint"], ["thigh_joint", "foot_left_joint"],
+                          ["leg_left_joint", "thigh_left_joint"]],
 }
 
 
@@ -250,7 +265,7 @@ class MaMuJoCoSim:
     """One MaMuJoCo copy; actions are scattered into the single-agent action with one index op."""
 
     def __init__(self, scenario: str, agent_conf: str, agent_obsk: int = 1, partition=None,
-                 max_steps: int | None = None, fast_obs: bool = True, **kwargs):
+                 max_steps: int | None = None, fast_obs: bool = True, full_observation: bool = False, **kwargs):
         from gymnasium_robotics import mamujoco_v1
 
         factorization = _custom_factorization(scenario, partition) if partition is not None else None
@@ -267,7 +282,9 @@ class MaMuJoCoSim:
         self._t = 0
         self.data = self.single.unwrapped.data
         n = len(self.agents)
-        obs_sizes = [env.observation_space(a).shape[0] for a in self.agents]
+        self.full_observation = bool(full_observation)
+        state_dim = int(self.single.observation_space.shape[0])
+        obs_sizes = [state_dim if full_observation else env.observation_space(a).shape[0] for a in self.agents]
         act_sizes = [env.action_space(a).shape[0] for a in self.agents]
         obs_dim, act_dim = max(obs_sizes), max(act_sizes)
         # action scatter: global[dst] = action[src_agent, src_col]
@@ -286,7 +303,7 @@ class MaMuJoCoSim:
                                [env.action_space(a).high for a in self.agents], act_dim)
         self.obs_sizes = obs_sizes
         self.compiled = None
-        if fast_obs:
+        if fast_obs and not self.full_observation:
             try:
                 self.compiled = CompiledObservations(env, self.data, obs_dim)
                 if self.compiled.sizes != obs_sizes:
@@ -298,7 +315,7 @@ class MaMuJoCoSim:
                 self.compiled = None
         self.spec = SimSpec(
             n_agents=n, obs_dim=obs_dim, discrete=False, action_dim=act_dim,
-            state_dim=int(self.single.observation_space.shape[0]), action_low=low, action_high=high,
+            state_dim=state_dim, action_low=low, action_high=high,
             observation_mask=None if len(set(obs_sizes)) == 1 else np.arange(obs_dim)[None] < np.array(obs_sizes)[:, None],
             action_dim_mask=None if len(set(act_sizes)) == 1 else np.arange(act_dim)[None] < np.array(act_sizes)[:, None],
             agent_names=tuple(self.agents),
@@ -319,7 +336,9 @@ class MaMuJoCoSim:
             self.single.step(rng.uniform(self.single.action_space.low, self.single.action_space.high))
 
     def _write(self, state_vec, obs, state) -> None:
-        if self.compiled is not None:
+        if self.full_observation:
+            obs[...] = state_vec  # every agent sees the single-agent observation
+        elif self.compiled is not None:
             self.compiled(self.data, obs)
         else:
             observations = self.env._get_obs()
@@ -350,6 +369,8 @@ class MaMuJoCoSim:
 
 def make(task: str, num_envs: int = 1, seed: int | None = None, num_workers: int = 0, **options) -> EnvBase:
     scenario, conf = parse(task)
+    if options.get("partition") is None and (scenario, conf) in NAMED_PARTITIONS:
+        options["partition"] = NAMED_PARTITIONS[scenario, conf]
     if options.get("partition") is not None:
         conf = "custom"
     return BatchedSimEnv(partial(MaMuJoCoSim, scenario, conf, **options), num_envs=num_envs, seed=seed,

@@ -105,3 +105,31 @@ def test_partial_reset_and_collector(envcheck):
 def test_unknown_task_lists_valid_ones():
     with pytest.raises(ValueError, match="humanoid-9_8"):
         make_env("mamujoco/spider-8x1")
+
+
+def test_walker2d_3x2_is_the_lorasa_authors_partition():
+    """3 agents of 2 joints each, grouped and ordered as in the authors' MaMuJoCo copy (obsk.py)."""
+    from envs.mamujoco import MaMuJoCoSim, NAMED_PARTITIONS
+
+    env = make("walker2d-3x2", num_envs=1)
+    info = env_info(env)
+    assert (info.n_agents, info.action_dim, info.state_dim) == (3, 2, 17)
+    env.rollout(3)
+    sim = MaMuJoCoSim("Walker2d", "custom", partition=NAMED_PARTITIONS["Walker2d", "3x2"])
+    assert [[node.label for node in part] for part in sim.env.agent_action_partitions] == [
+        ["foot_joint", "leg_joint"], ["thigh_joint", "foot_left_joint"], ["leg_left_joint", "thigh_left_joint"]]
+    # agent i's action column j drives that joint's actuator (Walker2d: thigh, leg, foot; then the left ones)
+    action = np.arange(6, dtype=np.float32).reshape(3, 2)
+    sim._global_action[sim._dst] = action[sim._src]
+    np.testing.assert_array_equal(sim._global_action, [2, 1, 0, 5, 4, 3])
+    assert sim.compiled is not None  # agent_obsk=1 observations through the fast path, checked at build
+
+
+def test_full_observation_gives_every_agent_the_single_agent_observation():
+    env = make("humanoid-9_8", num_envs=1, full_observation=True)
+    info = env_info(env)
+    assert (info.n_agents, info.obs_dim, info.action_dim) == (2, 348, 9)
+    td = env.rollout(3)
+    obs = td.get(("next", GROUP, "observation"))
+    torch.testing.assert_close(obs[..., 0, :], td.get(("next", "state")))
+    torch.testing.assert_close(obs[..., 1, :], td.get(("next", "state")))
