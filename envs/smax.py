@@ -17,6 +17,12 @@ step; JAX arrays reach torch through DLPack without a copy.
   enemy dead and an ally alive. Reaching ``max_steps`` is ``truncated``; a decided battle is
   ``terminated``.
 * Seeds: ``seed`` fixes the JAX PRNG keys of all envs; each env has its own key stream.
+
+SMAX's six unit types (marine, marauder, stalker, zealot, zergling, hydralisk) have no colossus and
+no medivac, so SMAC's ``1c3s5z`` and ``MMM2`` cannot be built. :data:`SUBSTITUTES` holds stand-ins,
+named by what they contain (never by the map they replace): ``smax/1h3s5z`` (a hydralisk in the
+colossus's place: 9 vs 9, three unit types) and ``smax/2M7m_vs_3M8m`` (MMM2 without its medivacs:
+9 vs 11). docs/lorasa_grid.md says what that changes.
 """
 
 from __future__ import annotations
@@ -37,13 +43,37 @@ MAPS = [
 ]
 
 
+# name -> (ally unit types, enemy unit types), SMAX type ids: 0 marine, 1 marauder, 2 stalker,
+# 3 zealot, 4 zergling, 5 hydralisk
+SUBSTITUTES: dict[str, tuple[list[int], list[int]]] = {
+    # for SMAC 1c3s5z (1 colossus, 3 stalkers, 5 zealots a side): the hydralisk is SMAX's other
+    # ranged unit that is neither a stalker nor a marine, so the team keeps 9 agents of 3 types
+    "1h3s5z": ([5] + [2] * 3 + [3] * 5, [5] + [2] * 3 + [3] * 5),
+    # for SMAC MMM2 (1 medivac, 2 marauders, 7 marines vs 1 medivac, 3 marauders, 8 marines): no
+    # healer exists in SMAX, so both medivacs are dropped
+    "2M7m_vs_3M8m": ([1] * 2 + [0] * 7, [1] * 3 + [0] * 8),
+}
+
+
 def tasks() -> list[str]:
     try:
         from jaxmarl.environments.smax.smax_env import MAP_NAME_TO_SCENARIO
 
-        return sorted(set(MAPS) | set(MAP_NAME_TO_SCENARIO))
+        return sorted(set(MAPS) | set(MAP_NAME_TO_SCENARIO) | set(SUBSTITUTES))
     except ImportError:
-        return list(MAPS)
+        return sorted(set(MAPS) | set(SUBSTITUTES))
+
+
+def scenario(map_name: str):
+    """The SMAX scenario of a map: JaxMARL's own, or one of :data:`SUBSTITUTES` (built here, so
+    JaxMARL's map registry is left untouched)."""
+    import jax.numpy as jnp
+    from jaxmarl.environments.smax.smax_env import Scenario, map_name_to_scenario
+
+    if map_name in SUBSTITUTES:
+        allies, enemies = SUBSTITUTES[map_name]
+        return Scenario(jnp.array(allies + enemies, dtype=jnp.uint8), len(allies), len(enemies), False, False)
+    return map_name_to_scenario(map_name)
 
 
 def _enable_compilation_cache(jax) -> None:
@@ -79,14 +109,14 @@ class SmaxEnv(EnvBase):
         import jax.numpy as jnp
 
         _enable_compilation_cache(jax)
-        from jaxmarl.environments.smax import HeuristicEnemySMAX, map_name_to_scenario
+        from jaxmarl.environments.smax import HeuristicEnemySMAX
 
         super().__init__(batch_size=torch.Size([num_envs]), device="cpu")
         self.name = f"smax/{map_name}"
         self.num_envs = num_envs
         self._jax, self._jnp = jax, jnp
         try:
-            env = HeuristicEnemySMAX(scenario=map_name_to_scenario(map_name), enemy_shoots=enemy_shoots,
+            env = HeuristicEnemySMAX(scenario=scenario(map_name), enemy_shoots=enemy_shoots,
                                      attack_mode=attack_mode, **smax_options)
         except TypeError as err:  # an option SMAX does not take: a configuration error
             raise ValueError(f"smax/{map_name}: invalid option ({err})") from err

@@ -89,3 +89,18 @@ def test_other_maps_step(envcheck, map_name):
 def test_unknown_map_lists_valid_ones():
     with pytest.raises(ValueError, match="3s5z"):
         make_env("smax/4m_vs_1z")
+
+
+def test_smax_lacks_1c3s5z_and_mmm2_and_their_substitutes_say_what_they_hold():
+    from envs.smax import SUBSTITUTES, SmaxEnv, tasks
+
+    assert "1c3s5z" not in tasks() and "MMM2" not in tasks()
+    names = [n.lower() for n in SmaxEnv("1h3s5z", num_envs=1)._smax.unit_type_names]
+    assert "colossus" not in names and "medivac" not in names  # why SMAX cannot build the two maps
+    for map_name, (allies, enemies, counts) in {"1h3s5z": (9, 9, {"hydralisk": 1, "stalker": 3, "zealot": 5}),
+                                                "2M7m_vs_3M8m": (9, 11, {"marauder": 2, "marine": 7})}.items():
+        env = SmaxEnv(map_name, num_envs=2, seed=0)  # builds specs; compiles nothing until reset
+        assert (env.n_agents, env._smax.num_enemies) == (allies, enemies)
+        ally_types = [names[u] for u in SUBSTITUTES[map_name][0]]
+        assert {name: ally_types.count(name) for name in set(ally_types)} == counts
+        assert env.action_spec[GROUP, "action"].space.n == enemies + 5
