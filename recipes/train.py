@@ -13,6 +13,8 @@ Examples::
     marlshare train schedule=three_phase                # ps -> seps -> seps_lora
     marlshare train schedule.chain=[ps,prism] schedule.switch_at=60000   # any chain the registry allows
     marlshare train -m strategy=ps,nps,mtl seed=0,1,2 schedule=single   # a sweep
+    marlshare train experiment=lorasa/mappo/ant-4x2/ps_lora    # a cell of the LoRASA paper's grid
+    marlshare train experiment=lorasa/a2po/3s5z/seps total_frames=200000   # ... shortened
 
 A single run is composed and fully checked (env included) before anything is written: a bad setting
 is one line on stderr and exit code 2, with no run directory created.
@@ -36,6 +38,7 @@ from omegaconf import DictConfig
 
 from components.config import AlgorithmConfig, EnvConfig, LoggerConfig, ScheduleConfig, TrainConfig
 from components.strategies import STRATEGIES
+from recipes import lorasa_grid
 
 CONF_DIR = Path(__file__).parent / "conf"
 
@@ -58,10 +61,14 @@ register_configs()
 def env_overrides(args: list[str]) -> list[str]:
     """``env=family/task`` without a preset file becomes ``env=default env.name=family/task`` so
     every registered env (e.g. any VMAS scenario) works from the command line, and
-    ``env.options.KEY=VALUE`` sets an env option whether or not the preset has it (``++``)."""
+    ``env.options.KEY=VALUE`` sets an env option whether or not the preset has it (``++``).
+    ``experiment=NAME`` must name a cell of the LoRASA grid (stored for Hydra here; else a ConfigError
+    listing the choices)."""
     out = []
     for arg in args:
         key, sep, value = arg.partition("=")
+        if key.lstrip("+") == "experiment" and sep and value != "null":
+            lorasa_grid.use(value)
         if key == "env" and sep and "," not in value and not (CONF_DIR / "env" / f"{value}.yaml").exists():
             out += ["env=default", f"env.name={value}"]
         elif key.startswith("env.options.") and sep:
@@ -197,8 +204,8 @@ def run_single(argv: list[str]) -> None:
     from components.interrupts import RunInterrupted
     from components.trainer import TrainingDiverged
 
-    overrides = env_overrides(argv)
     try:
+        overrides = env_overrides(argv)
         resume = resume_overrides(argv)
         if resume is not None:  # continue a run as configured, with the few changes a resume allows
             cfg = {"resume": resume[0]}
@@ -242,6 +249,11 @@ def help_text() -> str:
     for group in ("env", "strategy", "algorithm", "schedule", "logger"):
         lines.append(f"  {group:<10} " + ", ".join(presets(group)))
     lines.append("  (env also takes any registered env name: `marlshare envs` lists them)")
+    g = lorasa_grid.grid()
+    lines.append(f"  {'experiment':<10} lorasa/<algorithm>/<task>/<strategy>: the LoRASA paper's grid, "
+                 f"{len(lorasa_grid.names())} cells (docs/lorasa_grid.md)")
+    lines.append(f"             algorithm {', '.join(g['algorithms'])}; task {', '.join(g['tasks'])}; "
+                 f"strategy {', '.join(g['strategies'])}")
     lines += ["", "key settings (key=value; defaults shown):"]
     for key in ("total_frames", "eval_every", "checkpoint_every", "checkpoint_keep", "seed", "threads", "run_dir",
                 "resume"):
@@ -270,7 +282,13 @@ def main(argv: list[str] | None = None) -> None:
         print(help_text())
         return
     if any(a in ("-m", "--multirun") or a.startswith("--") for a in argv):
-        sys.argv = [sys.argv[0]] + env_overrides(argv)
+        from components.config import ConfigError
+
+        try:
+            sys.argv = [sys.argv[0]] + env_overrides(argv)
+        except ConfigError as err:
+            print(f"marlshare: invalid configuration: {err}", file=sys.stderr)
+            sys.exit(2)
         _hydra_main()
     else:
         run_single(argv)
