@@ -41,6 +41,10 @@ Ratios: ``x PS`` = time / time of PS (lower is better); ``loop speedup`` = loop 
 time (higher is better); ``NPS / MAMLP`` = NPS time / MultiAgentMLP time; ``merged / NPS`` =
 merged ps_lora forward / NPS forward.
 
+The loop references live in :mod:`tools.bench_loops`, the timing in :mod:`tools.bench_timing`; the
+agent id's cost over N is :mod:`tools.bench_id`. Targets include issue 13's: PS+LoRA, SePS+LoRA and
+Prism within 1.5x of PS (fwd+bwd) at N=32, B=64, h=64.
+
 With ``--quick`` each loop reference's output is checked against its batched network (and NPS
 against MultiAgentMLP, merged against unmerged LoRA) before timing; a mismatch aborts the run.
 The only deliberate difference: MTL's loop reference does not scale its heads' gradients by N (the
@@ -52,26 +56,24 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import math
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from components.layers import (
-    AgentLinear, IndexedLinear, LowRankLinear, MaskedLinear, SharedLinear, SpectralLinear, StackedLinear,
-)
+from components.layers import LowRankLinear, SpectralLinear
 from components.strategies import STRATEGIES, make_strategy
 from components.transforms import merge_adapters
+from tools.bench_loops import LOOP_REFERENCES, agent_layers
+from tools.bench_timing import make_step, measure
 
 IN_FEATURES, OUT_FEATURES = 32, 8
 MODES = ("fwd+bwd", "fwd")
+SMALL_BATCH_STRATEGIES = ("ps_lora", "seps_lora", "prism")  # the issue-13 small-batch target
 
 
 def clusters_for(n_agents: int) -> list[int]:
@@ -97,190 +99,6 @@ def build_network(name: str, n_agents: int, hidden: int, seed: int = 0) -> nn.Mo
     return net
 
 
-def agent_layers(net: nn.Module) -> list[AgentLinear]:
-    """The MLP's per-agent layers in order: the hidden layers, then the head."""
-    return [m for m in net.trunk if isinstance(m, AgentLinear)] + [net.head.layer]
-
-
-# --- per-agent Python-loop references ------------------------------------------------------------
-# Each is built from a batched network (weights copied, independent tensors) and computes the same
-# function with one call per agent on x[..., i, :]. Per-agent parameters are separate leaf tensors
-# (as with one module / one optimiser per agent in the reference code), not slices of a stacked
-# tensor, so the backward pass does not pay for scattering slice gradients into a stacked tensor.
-
-def _copy_linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
-    lin = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
-    with torch.no_grad():
-        lin.weight.copy_(weight)
-        if bias is not None:
-            lin.bias.copy_(bias)
-    return lin
-
-
-def _mlp(linears: list[nn.Linear]) -> nn.Sequential:
-    mods = []
-    for lin in linears[:-1]:
-        mods += [lin, nn.ReLU()]
-    return nn.Sequential(*mods, linears[-1])
-
-
-class LoopBase(nn.Module):
-    """Slices agent i's input (appending its one-hot id when the batched network does), calls
-    ``agent_forward(i, x_i)`` once per agent and stacks the outputs on the agent axis."""
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.n_agents = net.n_agents
-        self.append_id = net.append_id is not None
-        self.register_buffer("eye", torch.eye(self.n_agents))
-
-    def agent_input(self, x, i):
-        xi = x[..., i, :]
-        if self.append_id:
-            xi = torch.cat([xi, self.eye[i].expand(*xi.shape[:-1], -1)], dim=-1)
-        return xi
-
-    def forward(self, x):
-        return torch.stack([self.agent_forward(i, self.agent_input(x, i)) for i in range(self.n_agents)], dim=-2)
-
-
-class LoopMLP(LoopBase):
-    """PS (one shared nn.Sequential), NPS (one per agent), SePS (one per cluster): agent i calls
-    ``mlps[index[i]]``."""
-
-    def __init__(self, net):
-        super().__init__(net)
-        layers = agent_layers(net)
-        first = layers[0]
-        if isinstance(first, SharedLinear):
-            count, self.index = 1, [0] * self.n_agents
-        elif isinstance(first, StackedLinear):
-            count, self.index = self.n_agents, list(range(self.n_agents))
-        elif isinstance(first, IndexedLinear):
-            count, self.index = first.n_clusters, first.clusters.tolist()
-        else:
-            raise TypeError(f"LoopMLP cannot mirror {type(first).__name__}")
-        if isinstance(first, SharedLinear):
-            self.mlps = nn.ModuleList([_mlp([_copy_linear(m.weight, m.bias) for m in layers])])
-        else:
-            self.mlps = nn.ModuleList(_mlp([_copy_linear(m.weight[j], m.bias[j]) for m in layers])
-                                      for j in range(count))
-
-    def agent_forward(self, i, xi):
-        return self.mlps[self.index[i]](xi)
-
-
-class LoopMTL(LoopBase):
-    """Shared trunk called once per agent, then agent i's own head (an nn.Linear per agent)."""
-
-    def __init__(self, net):
-        super().__init__(net)
-        *trunk, head = agent_layers(net)
-        self.trunk = nn.Sequential(*[mod for m in trunk for mod in (_copy_linear(m.weight, m.bias), nn.ReLU())])
-        self.heads = nn.ModuleList(_copy_linear(head.weight[i], head.bias[i]) for i in range(self.n_agents))
-
-    def agent_forward(self, i, xi):
-        return self.heads[i](self.trunk(xi))
-
-
-class LoopLoRA(LoopBase):
-    """PS+LoRA / SePS+LoRA: per layer, agent i computes
-    ``F.linear(x_i, W, b) + scale * F.linear(F.linear(x_i, A_i), B_i)`` with the frozen base (W, b)
-    of its cluster (PS: the one shared base) and its own adapter parameters."""
-
-    def __init__(self, net):
-        super().__init__(net)
-        layers = agent_layers(net)
-        self.scaling = [m.scaling for m in layers]
-        self.bases = nn.ModuleList()  # per layer: frozen weights [K, out, in], biases [K, out] as buffers
-        for m in layers:
-            base, holder = m.base, nn.Module()
-            if isinstance(base, SharedLinear):
-                holder.register_buffer("weight", base.weight.detach().clone().unsqueeze(0))
-                holder.register_buffer("bias", base.bias.detach().clone().unsqueeze(0))
-            elif isinstance(base, IndexedLinear):
-                holder.register_buffer("weight", base.weight.detach().clone())
-                holder.register_buffer("bias", base.bias.detach().clone())
-            else:
-                raise TypeError(f"LoopLoRA cannot mirror a {type(base).__name__} base")
-            self.bases.append(holder)
-        first = layers[0].base
-        self.index = first.clusters.tolist() if isinstance(first, IndexedLinear) else [0] * self.n_agents
-        self.adapters = nn.ModuleList()  # per agent: [A_1, B_1, A_2, B_2, ...]
-        for i in range(self.n_agents):
-            self.adapters.append(nn.ParameterList(
-                nn.Parameter(t[i].detach().clone()) for m in layers for t in (m.lora_A, m.lora_B)))
-
-    def agent_forward(self, i, h):
-        c, params = self.index[i], self.adapters[i]
-        last = len(self.bases) - 1
-        for layer, base in enumerate(self.bases):
-            a, b = params[2 * layer], params[2 * layer + 1]
-            h = F.linear(h, base.weight[c], base.bias[c]) + self.scaling[layer] * F.linear(F.linear(h, a), b)
-            if layer < last:
-                h = torch.relu(h)
-        return h
-
-
-class LoopAdaPS(LoopBase):
-    """AdaPS: the shared nn.Linear per agent, then agent i's cluster mask on hidden layers."""
-
-    def __init__(self, net):
-        super().__init__(net)
-        layers = agent_layers(net)
-        self.linears = nn.ModuleList()
-        self.masks = []
-        for m in layers:
-            base = m.base if isinstance(m, MaskedLinear) else m
-            self.linears.append(_copy_linear(base.weight, base.bias))
-            self.masks.append(m.masks.clone() if isinstance(m, MaskedLinear) else None)
-        first = layers[0]
-        self.index = first.clusters.tolist()
-
-    def agent_forward(self, i, h):
-        c = self.index[i]
-        last = len(self.linears) - 1
-        for layer, (lin, mask) in enumerate(zip(self.linears, self.masks)):
-            h = lin(h)
-            if mask is not None:
-                h = h * mask[c]
-            if layer < last:
-                h = torch.relu(h)
-        return h
-
-
-class LoopPrism(LoopBase):
-    """Prism: shared ``U, s, V, b`` per layer, agent i's own mask logits;
-    ``((x_i V) * (s * sigmoid(l_i))) U^T + b`` per agent and layer."""
-
-    def __init__(self, net):
-        super().__init__(net)
-        layers = agent_layers(net)
-        self.shared = nn.ModuleList()
-        for m in layers:
-            holder = nn.Module()
-            for key in ("U", "V", "s", "bias"):
-                setattr(holder, key, nn.Parameter(getattr(m, key).detach().clone()))
-            self.shared.append(holder)
-        self.logits = nn.ModuleList(
-            nn.ParameterList(nn.Parameter(m.mask_logits[i].detach().clone()) for m in layers)
-            for i in range(self.n_agents))
-
-    def agent_forward(self, i, h):
-        last = len(self.shared) - 1
-        for layer, p in enumerate(self.shared):
-            h = F.linear(F.linear(h, p.V.T) * (p.s * torch.sigmoid(self.logits[i][layer])), p.U, p.bias)
-            if layer < last:
-                h = torch.relu(h)
-        return h
-
-
-LOOP_REFERENCES: dict[str, type[LoopBase]] = {
-    "ps": LoopMLP, "nps": LoopMLP, "seps": LoopMLP, "mtl": LoopMTL,
-    "ps_lora": LoopLoRA, "seps_lora": LoopLoRA, "adaps": LoopAdaPS, "prism": LoopPrism,
-}
-
-
 def multi_agent_mlp(nps: nn.Module, n_agents: int, hidden: int) -> nn.Module:
     """TorchRL's MultiAgentMLP (no sharing, decentralised) with the NPS network's weights."""
     from torchrl.modules import MultiAgentMLP
@@ -293,65 +111,6 @@ def multi_agent_mlp(nps: nn.Module, n_agents: int, hidden: int) -> nn.Module:
             ref.params[key, "weight"].copy_(layer.weight)
             ref.params[key, "bias"].copy_(layer.bias)
     return ref
-
-
-# --- timing ------------------------------------------------------------------------------------
-
-def make_step(model: nn.Module, x: torch.Tensor, mode: str):
-    if mode == "fwd":
-        def step():
-            with torch.no_grad():
-                model(x)
-    else:
-        def step():
-            model.zero_grad(set_to_none=True)
-            model(x).sum().backward()
-    return step
-
-
-def _time_calls(step, k: int) -> tuple[float, float]:
-    """Per-call (wall, CPU) seconds of ``k`` back-to-back calls. CPU time (user + sys of this
-    process) excludes the time the process waits for a core, which wall time on a shared machine
-    includes; with one torch thread it is a second, contention-free view of the same work."""
-    w0, c0 = time.perf_counter(), time.process_time()
-    for _ in range(k):
-        step()
-    return (time.perf_counter() - w0) / k, (time.process_time() - c0) / k
-
-
-def measure(items: dict, repeats: int, min_repeats: int, min_time: float, budget: float,
-            warmup: int) -> tuple[dict, dict, int]:
-    """Median per-call seconds (wall and CPU) of every item, items interleaved within each repeat.
-
-    Warm-up: up to ``warmup`` untimed-for-the-result calls per item (one is enough when a call
-    takes over 0.5 s); the last one calibrates how many calls one measurement makes.
-    """
-    calls, est = {}, 0.0
-    for key, step in items.items():
-        for _ in range(max(1, warmup)):
-            t, _ = _time_calls(step, 1)
-            if t > 0.5:
-                break
-        calls[key] = max(1, min(1000, math.ceil(min_time / max(t, 1e-7))))
-        est += calls[key] * t
-    n_rep = max(min_repeats, min(repeats, int(budget / max(est, 1e-9))))
-    wall, cpu = {key: [] for key in items}, {key: [] for key in items}
-    keys = list(items)
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for r in range(n_rep):
-            gc.collect()
-            shift = (r * 7) % len(keys)  # rotate the order so no item always runs first / after the same one
-            for key in keys[shift:] + keys[:shift]:
-                w, c = _time_calls(items[key], calls[key])
-                wall[key].append(w)
-                cpu[key].append(c)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return ({key: statistics.median(v) for key, v in wall.items()},
-            {key: statistics.median(v) for key, v in cpu.items()}, n_rep)
 
 
 # --- equivalence checks (--quick) ---------------------------------------------------------------
@@ -471,6 +230,10 @@ def evaluate_targets(results: list[dict]) -> list[dict]:
         vals = [(tag(c), c["ms"][name]["fwd+bwd"] / c["ms"]["ps"]["fwd+bwd"])
                 for c in cfgs(n_agents=8, batch=1024) if "ps" in c["ms"]]
         add(f"N=8 B=1024: {name} fwd+bwd within 2x of PS", vals, 2.0, False)
+    for name in SMALL_BATCH_STRATEGIES:  # issue 13, item 5
+        vals = [(tag(c), c["ms"][name]["fwd+bwd"] / c["ms"]["ps"]["fwd+bwd"])
+                for c in cfgs(n_agents=32, batch=64, hidden=64) if name in c["ms"] and "ps" in c["ms"]]
+        add(f"N=32 B=64 h=64: {name} fwd+bwd within 1.5x of PS", vals, 1.5, False)
     vals = [(tag(c), c["ms"]["ps_lora_merged"]["fwd"] / c["ms"]["nps"]["fwd"])
             for c in results if "ps_lora_merged" in c["ms"] and "nps" in c["ms"]]
     add("merge_adapters(ps_lora) fwd within 1.2x of NPS fwd (all configs)", vals, 1.2, False)
@@ -530,7 +293,7 @@ def format_table(cfg: dict) -> list[str]:
         r = rat["nps vs mamlp"]
         lines.append(f"  {'MultiAgentMLP':<16}{ms['mamlp']['fwd+bwd']:11.3f}   NPS/MAMLP {r['fwd+bwd NPS/MAMLP']:.2f}"
                      f"{'':>9}{ms['mamlp']['fwd']:10.3f}   NPS/MAMLP {r['fwd NPS/MAMLP']:.2f}")
-    if "ps_lora_merged" in ms:
+    if "merged vs nps" in rat:
         r = rat["merged vs nps"]
         lines.append(f"  {'ps_lora merged':<16}{'-':>11}{'':>36}{ms['ps_lora_merged']['fwd']:10.3f}"
                      f"   merged/NPS {r['fwd merged/NPS']:.2f}  merged/unmerged {r['fwd merged/unmerged']:.2f}")
@@ -560,7 +323,7 @@ def markdown(report: dict) -> str:
             row += [f"{ms[s][mode] / ms['ps'][mode]:.2f}" for s in others]
             if "mamlp" in ms:
                 row += [_ms(ms['mamlp'][mode]), f"{ms['nps'][mode] / ms['mamlp'][mode]:.2f}"]
-            if mode == "fwd" and "ps_lora_merged" in ms:
+            if mode == "fwd" and "ps_lora_merged" in ms and "nps" in ms:
                 row += [f"{ms['ps_lora_merged']['fwd'] / ms['nps']['fwd']:.2f}"]
             out.append("| " + " | ".join(row) + " |")
         out.append(f"\n**{mode}: speedup over the per-agent Python loop (loop time / batched time)**\n")
@@ -590,7 +353,7 @@ def print_report(report: dict) -> None:
     for cfg in report["results"]:
         print()
         print("\n".join(format_table(cfg)))
-    print("\nTargets (issue 2, item 7):")
+    print("\nTargets (issue 2, item 7; issue 13, item 5):")
     print("\n".join(format_targets(report["targets"])))
 
 
@@ -676,7 +439,7 @@ def main(argv=None) -> dict:
                 results.append(cfg)
                 gc.collect()
     targets = evaluate_targets(results)
-    print(f"\ntotal {time.perf_counter() - t0:.0f} s\n\nTargets (issue 2, item 7):")
+    print(f"\ntotal {time.perf_counter() - t0:.0f} s\n\nTargets (issue 2, item 7; issue 13, item 5):")
     print("\n".join(format_targets(targets)))
     report = dict(header=header, argv=sys.argv[1:], threads=torch.get_num_threads(), clock=args.clock,
                   torch=torch.__version__, torchrl=torchrl.__version__, in_features=IN_FEATURES,
