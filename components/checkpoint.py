@@ -113,6 +113,8 @@ RNG_STREAMS: dict[str, tuple] = {}
 def rng_state() -> dict:
     """Every random stream a run draws from: torch, numpy, Python, and simulators' own streams."""
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "random": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # a GPU run samples actions there
+        state["cuda"] = torch.cuda.get_rng_state_all()
     for name, (get, _) in RNG_STREAMS.items():
         value = get()
         if value is not None:
@@ -124,6 +126,8 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["random"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
     for name, (_, set_state) in RNG_STREAMS.items():
         if name in state:
             set_state(copy.deepcopy(state[name]))

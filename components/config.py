@@ -24,6 +24,9 @@ class EnvConfig:
     max_steps: Optional[int] = None  # episode length cap passed to the env (None: the env's own; VMAS 100)
     eval_max_steps: int = 1000  # evaluation rollouts stop when every copy has ended, or at this cap
     options: Dict[str, Any] = field(default_factory=dict)  # passed on to the env (e.g. n_agents)
+    # where the env simulates (BenchMARL's sampling_device): cpu | cuda | cuda:N | auto; None: the
+    # training device for VMAS (it simulates on a GPU), cpu for the other families (CPU simulators)
+    device: Optional[str] = None
 
 
 @dataclass
@@ -145,6 +148,8 @@ class TrainConfig:
     # torch intra-op threads (0: torch's default). Per-agent networks are small: one thread avoids
     # OpenMP spin-waits that slow every op down several-fold when the cores are shared.
     threads: int = 1
+    # where the networks train (BenchMARL's train_device): cpu | cuda | cuda:N | auto (cuda when available)
+    device: str = "cpu"
     run_dir: Optional[str] = None  # where outputs go (the recipe sets it from Hydra's run dir)
     resume: Optional[str] = None  # a run directory to continue
 
@@ -214,6 +219,28 @@ class ConfigError(ValueError):
     """An invalid setting, caught before training starts."""
 
 
+def resolve_device(value: str, key: str = "device"):
+    """``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (cuda when available) as a ``torch.device``; a device
+    this machine does not have is a ConfigError naming it and the choices."""
+    import torch
+
+    value = str(value).lower()
+    if value == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(value)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"{key}={value!r} is not a device; valid: cpu, cuda, cuda:N, auto")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise ConfigError(f"{key}={value!r}: this machine has {count} CUDA device(s); valid here: cpu, auto"
+                              + "".join(f", cuda:{i}" for i in range(count)))
+    return device
+
+
 def _choice(name, value, valid):
     if value not in valid:
         raise ConfigError(f"{name}={value!r} is not valid; choose one of {list(valid)}")
@@ -257,6 +284,9 @@ def validate_config(cfg: TrainConfig) -> None:
     _positive("env.eval_max_steps", cfg.env.eval_max_steps)
     _positive("threads", cfg.threads, allow_zero=True)
     _integer("seed", cfg.seed, low=0)
+    for key, value in (("device", cfg.device), ("env.device", cfg.env.device)):
+        if value is not None:
+            resolve_device(value, key)
     if cfg.env.max_steps is not None:
         _integer("env.max_steps", cfg.env.max_steps, low=1)
     for key in ("total_frames", "eval_every", "checkpoint_every", "checkpoint_keep"):

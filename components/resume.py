@@ -16,8 +16,10 @@ from omegaconf import OmegaConf
 from components import checkpoint as ckpt
 from components.config import ConfigError, TrainConfig, as_train_config
 
-#: settings a resumed run may change: how long it trains and how it reports, nothing that shapes it
-RESUMABLE = ("total_frames", "logger.progress", "logger.wandb_mode", "threads")
+#: settings a resumed run may change: how long it trains, how it reports and where and how it computes
+#: (a run started on a GPU can go on on a CPU), nothing that shapes it
+RESUMABLE = ("total_frames", "logger.progress", "logger.wandb_mode", "threads", "device", "env.device",
+             "algorithm.compile")
 
 
 def _get(cfg, key):

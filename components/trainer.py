@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 from torchrl.collectors import Collector
-from torchrl.envs import RewardSum, TransformedEnv
+from torchrl.envs import DeviceCastTransform, RewardSum, TransformedEnv
 
 from components import checkpoint as ckpt
 from components.algorithms import actor_net, make_actor, make_critic, make_loss, make_update, ppo_settings
@@ -35,7 +35,7 @@ from components.algorithms.ppo import recurrent_env_transforms
 from components.algorithms.sequential import SEQUENTIAL
 from components.algorithms.update import compile_mode
 from components.clustering import agent_transitions
-from components.config import ConfigError, as_train_config, config_to_dict, validate_config
+from components.config import ConfigError, as_train_config, config_to_dict, resolve_device, validate_config
 from components.evaluation import EPISODE_REWARD, evaluate, train_return
 from components.interrupts import RunInterrupted, StopSignals
 from components.progress import Progress
@@ -72,8 +72,8 @@ class Trainer:
         self.plans = plan_phases(cfg)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.device = torch.device("cpu")
-        self._compile_noticed = None
+        self.device, self.env_device = self._devices()
+        self._compile_noticed, self.compile_times = None, {}
         self._build()
         default_dir = (f"outputs/{cfg.env.name}/{self.plans[0].strategy['name']}/"
                        f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_seed{cfg.seed}")
@@ -83,17 +83,38 @@ class Trainer:
         ckpt.remove_stale_temporaries(self.run_dir / "checkpoints")
 
     # --- construction ----------------------------------------------------------------------------
+    def _devices(self):
+        """``(training device, sampling device)``: ``device`` and ``env.device`` (default: the training
+        device for VMAS, which simulates on a GPU; the CPU for the CPU simulators)."""
+        cfg = self.cfg
+        device = resolve_device(cfg.device, "device")
+        vmas = cfg.env.name.partition("/")[0] == "vmas"
+        if cfg.env.device is None:
+            return device, device if vmas else torch.device("cpu")
+        env_device = resolve_device(cfg.env.device, "env.device")
+        if env_device.type != "cpu" and not vmas:
+            raise ConfigError(f"env.device={cfg.env.device!r}: only VMAS simulates on a GPU; {cfg.env.name} "
+                              f"samples on the CPU (env.device=cpu) and its batches move to device={cfg.device}")
+        return device, env_device
+
     def _make_env(self, num_envs, seed):
+        """The env on the sampling device, with a cast to the training device when they differ (the
+        collector, the policy and the update then all work on the training device)."""
         cfg = self.cfg.env
         options = dict(cfg.options)
         if cfg.max_steps is not None:
             options.setdefault("max_steps", cfg.max_steps)
+        if self.env_device.type != "cpu":
+            options["device"] = str(self.env_device)
         try:
             env = make_env(cfg.name, num_envs=num_envs, seed=seed, **options)
         except (ValueError, TypeError, AssertionError) as err:  # unknown family, task or option: a config error
             detail = str(err) or type(err).__name__
             raise ConfigError(f"env.name={cfg.name!r} with env.options={options}: {detail}") from None
-        return TransformedEnv(env, RewardSum(in_keys=[(GROUP, "reward")], out_keys=[EPISODE_REWARD]))
+        env = TransformedEnv(env, RewardSum(in_keys=[(GROUP, "reward")], out_keys=[EPISODE_REWARD]))
+        if self.env_device != self.device:
+            env.append_transform(DeviceCastTransform(self.device, self.env_device))
+        return env
 
     def _recurrent(self, env):
         if self.cfg.algorithm.recurrent:  # carry the GRU state from step to step, zero at episode starts
@@ -144,9 +165,9 @@ class Trainer:
             first = self.strategies[0]
             # a strategy that must fit first acts with its initial policy until the fit (run start)
             net = (first.initial_policy() if first.needs_fit() else first).make_network(**self.net_kwargs)
-        self.actor = make_actor(net, self.info, a.action_dist)
+        self.actor = make_actor(net.to(self.device), self.info, a.action_dist, device=self.device)
         self.critic = make_critic(self.info, a.name, a.critic_sharing, tuple(a.critic_hidden), a.activation,
-                                  agent_id=a.critic_agent_id, value_norm=a.value_norm)
+                                  agent_id=a.critic_agent_id, value_norm=a.value_norm).to(self.device)
         if self.resume_state is not None:
             self.critic.load_state_dict(self.resume_state["critic"])
             self.entered = True
@@ -179,7 +200,7 @@ class Trainer:
                 rollout = env.rollout(max(1, -(-frames // num_envs)), self.actor, break_when_any_done=False)
         finally:
             env.close()
-        data = agent_transitions(rollout, self.info.discrete, self.info.action_dim)
+        data = agent_transitions(rollout.cpu(), self.info.discrete, self.info.action_dim)
         start = time.perf_counter()
         report = strategy.fit(data, seed=seed)
         report.update(fit_frames=int(rollout.numel()), fit_time_s=round(time.perf_counter() - start, 2))
@@ -205,6 +226,7 @@ class Trainer:
         self._finish_entering(net)
 
     def _finish_entering(self, net):
+        net = net.to(self.device)  # a new phase's parameters (adapters, masks) are made on the CPU
         actor_net(self.actor).net = net
         report = self.strategy.report(net)
         if report:
@@ -347,6 +369,7 @@ class Trainer:
             row = self.update(batch, self.loss, self.optimiser, self.trainable, self.aux, actor_net(self.actor))
             if row.get("compile_s") is not None and self._compile_noticed is not self.loss:  # once per phase
                 self._compile_noticed = self.loss
+                self.compile_times[self.plan.label] = round(row["compile_s"], 2)
                 progress.notice(f"{self.plan.label}: compiled the update step ({self.update.compile}) in "
                                 f"{row['compile_s']:.1f} s")
             row.update(iteration=self.iteration, frames=self.frames, phase=self.plan.label,
@@ -418,6 +441,7 @@ class Trainer:
                                                       if e["frames"] <= (p.end_frame or 0)), None) for p in self.phases},
             "final_eval_return": self.last_eval, "best_eval_return": self.best_eval,
             "parameters": self.param_counts, "run_dir": str(self.run_dir),
+            "compile_s": self.compile_times,  # per phase: the first (compiling) call of the update step
         }
         if not math.isnan(self.last_win):
             out["win_rate"] = self.last_win

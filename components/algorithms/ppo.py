@@ -139,6 +139,11 @@ class ValueNorm(nn.Module):
     def __deepcopy__(self, memo):  # TorchRL's loss runs a copy of the critic: it must share these statistics
         return self
 
+    def _apply(self, fn, recurse=True):  # .to(device) moves the statistics too (they are not buffers)
+        for name in self.STATS:
+            setattr(self, name, fn(getattr(self, name)))
+        return super()._apply(fn, recurse)
+
     def get_extra_state(self):
         return {name: getattr(self, name).clone() for name in self.STATS}
 
@@ -168,10 +173,11 @@ class ValueNorm(nn.Module):
         return value * std + mean
 
 
-def make_actor(net: nn.Module, info: EnvInfo, action_dist: str = "tanh_normal") -> ProbabilisticActor:
+def make_actor(net: nn.Module, info: EnvInfo, action_dist: str = "tanh_normal", device=None) -> ProbabilisticActor:
     """Wrap a strategy network (head "normal" for continuous, "linear" logits for discrete). A GRU
     actor (``net.recurrent``) also reads ``"rnn_hidden"`` and ``is_init`` and writes the
-    next hidden state; its env needs :func:`recurrent_env_transforms`."""
+    next hidden state; its env needs :func:`recurrent_env_transforms`. ``device``: where the action
+    bounds of the ``TanhNormal`` live (the network's device)."""
     if action_dist not in ACTION_DISTS:
         raise ValueError(f"action_dist must be one of {list(ACTION_DISTS)}, got {action_dist!r}")
     recurrent = getattr(net, "recurrent", False)
@@ -188,7 +194,7 @@ def make_actor(net: nn.Module, info: EnvInfo, action_dist: str = "tanh_normal") 
         return ProbabilisticActor(logits, in_keys=in_keys, out_keys=[ACTION], distribution_class=dist,
                                   return_log_prob=True, log_prob_key=LOGP)
     params = TensorDictModule(module, in_keys=in_keys, out_keys=[(GROUP, "loc"), (GROUP, "scale")] + extra_out)
-    low, high = info.action_low, info.action_high
+    low, high = info.action_low.to(device), info.action_high.to(device)
     if action_dist == "tanh_normal":
         dist, kwargs = TanhNormal, {"low": low, "high": high}
     else:

@@ -63,7 +63,7 @@ class SequentialPPOLoss(ReferencePPOLoss):
         log_weight, dist, kl_approx, log_is_weight = super()._log_weight(tensordict, adv_shape)
         if self.a2po is not None and self.a2po[0].numel():  # log_weight [*B, N, 1], agent axis -2
             preceding, clip = self.a2po
-            joint = log_weight.detach().index_select(-2, preceding).sum(-2, keepdim=True)
+            joint = log_weight.detach().index_select(-2, preceding.to(log_weight.device)).sum(-2, keepdim=True)
             joint = joint.exp().clamp(1.0 - clip, 1.0 + clip).log()
             log_weight = log_weight + joint  # the same factor for every agent; only agent j's is used
         return log_weight, dist, kl_approx, log_is_weight
@@ -116,7 +116,7 @@ class SliceGuard:
         with torch.no_grad():
             for p, row, value, moments, slice_step in saved:
                 state = self.optimiser.state[p]
-                others = torch.ones(p.shape[0], dtype=torch.bool)
+                others = torch.ones(p.shape[0], dtype=torch.bool, device=p.device)
                 others[row] = False
                 p[others] = value[others]
                 for k in ("exp_avg", "exp_avg_sq"):

@@ -63,7 +63,7 @@ class Prism(Strategy):
             if n > 1:
                 pairwise = torch.cdist(masks.unsqueeze(0), masks.unsqueeze(0), p=1)[0]  # [N, N]
                 diversity.append(-pairwise.sum() / (n * (n - 1) * k))
-            eye = torch.eye(m.U.shape[1], dtype=m.U.dtype)
+            eye = torch.eye(m.U.shape[1], dtype=m.U.dtype, device=m.U.device)
             orthogonality.append(((m.U.T @ m.U - eye) ** 2).sum() + ((m.V.T @ m.V - eye) ** 2).sum())
         terms = {"prism_orthogonality": torch.stack(orthogonality).sum()}
         if diversity:

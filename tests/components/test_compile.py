@@ -1,0 +1,103 @@
+"""The update step's speed paths: compiled and eager agree, one compile per phase, the ``auto`` rule,
+minibatch draws identical to TorchRL's sampler, per-network gradient clipping."""
+
+import pytest
+import torch
+from tensordict import TensorDict
+from torchrl.data import LazyTensorStorage, ReplayBuffer, SamplerWithoutReplacement
+
+from components.algorithms import actor_net, update as update_module
+from components.algorithms.update import AUTO_COMPILE_MIN_STEPS, Minibatches, PPOUpdate, compile_mode
+from components.config import PhaseConfig, ScheduleConfig
+from components.trainer import ConfigError, Trainer
+
+from tests.components.test_trainer import ITER, rows, tiny
+
+
+def test_minibatches_draw_exactly_what_torchrl_sampler_draws():
+    """Same permutations at the same moments (also the one drawn when an epoch ends, and short
+    minibatches when the size does not divide the rows), so switching changed no trajectory."""
+    n, size, draws = 50, 15, 8  # two whole epochs: the sampler has drawn the third permutation already
+    buffer = ReplayBuffer(storage=LazyTensorStorage(n), sampler=SamplerWithoutReplacement(), batch_size=size)
+    buffer.extend(TensorDict({"i": torch.arange(n)}, batch_size=[n]))
+    torch.manual_seed(3)
+    expected = [buffer.sample()["i"] for _ in range(draws)]
+    after_expected = torch.rand(3)
+    minibatches = Minibatches(size)
+    minibatches.reset(n)
+    torch.manual_seed(3)
+    got = [minibatches.next() for _ in range(draws)]
+    assert [len(x) for x in got] == [len(x) for x in expected] and len(got[3]) == 5  # 50 = 3 x 15 + 5
+    assert all(torch.equal(a, b) for a, b in zip(got, expected))
+    assert torch.equal(torch.rand(3), after_expected)  # the global generator is where the sampler left it
+
+
+def test_auto_compiles_long_phases_only_and_reduce_overhead_on_cuda():
+    assert compile_mode("auto", "cpu", AUTO_COMPILE_MIN_STEPS - 1) is None
+    assert compile_mode("auto", "cpu", AUTO_COMPILE_MIN_STEPS) == "default"
+    assert compile_mode("AUTO", "cuda", AUTO_COMPILE_MIN_STEPS) == "reduce-overhead"
+    assert compile_mode(True, "cpu", 1) == "default" and compile_mode("false", "cpu", 10**9) is None
+    with pytest.raises(ValueError, match=r"algorithm.compile='sometimes'; valid: \['auto', 'true', 'false'\]"):
+        compile_mode("sometimes", "cpu", 1)
+    with pytest.raises(ConfigError, match="algorithm.compile"):
+        Trainer(tiny(**{"algorithm.compile": "yes"}))
+
+
+def test_the_trainer_sets_the_mode_from_the_phase_length(tmp_path):
+    steps_per_iteration = 2 * (ITER // 80)  # epochs x minibatches
+    iterations = -(-AUTO_COMPILE_MIN_STEPS // steps_per_iteration)
+    long = Trainer(tiny(total_frames=iterations * ITER), run_dir=tmp_path / "long")
+    short = Trainer(tiny(total_frames=(iterations - 1) * ITER), run_dir=tmp_path / "short")
+    assert (long.update.compile, short.update.compile) == ("default", None)
+    sequential = Trainer(tiny(total_frames=iterations * ITER, **{"algorithm.name": "happo"}), run_dir=tmp_path / "h")
+    assert sequential.update.compile is None  # the sequential updates stay eager
+
+
+def test_compile_once_per_phase_and_the_time_is_reported(tmp_path, monkeypatch):
+    compiled = []
+
+    def fake_compile(fn, mode=None, dynamic=None):  # records the compile; runs eagerly
+        compiled.append(mode)
+        return fn
+
+    monkeypatch.setattr(update_module.torch, "compile", fake_compile)
+    schedule = ScheduleConfig(name="two_phase", phases=[PhaseConfig(until=2 * ITER), PhaseConfig(strategy={"name": "ps_lora"})])
+    trainer = Trainer(tiny(schedule=schedule, **{"algorithm.compile": "true"}), run_dir=tmp_path)
+    summary = trainer.run()
+    assert compiled == ["default", "default"]  # 4 iterations, 2 phases: one compile each
+    assert set(summary["compile_s"]) == {"pretrain", "finetune"}
+
+
+def test_compiled_and_eager_updates_agree(tmp_path):
+    """Two iterations of the same seed, eager and through torch.compile (inductor): the logged losses
+    and the parameters after agree to float tolerance (the compiled kernels sum in another order)."""
+    runs = {}
+    for mode in ("false", "true"):
+        trainer = Trainer(tiny(total_frames=2 * ITER, eval_every=10 * ITER, **{"algorithm.compile": mode,
+                                                                              "logger.csv": True}),
+                          run_dir=tmp_path / mode)
+        summary = trainer.run()
+        runs[mode] = (rows(tmp_path / mode), [p.detach().clone() for p in actor_net(trainer.actor).net.parameters()],
+                      summary)
+    assert list(runs["true"][2]["compile_s"].values())[0] > 0 and not runs["false"][2]["compile_s"]
+    for eager, compiled in zip(runs["false"][0], runs["true"][0]):
+        for key in ("loss_objective", "loss_critic", "grad_norm"):
+            assert float(compiled[key]) == pytest.approx(float(eager[key]), rel=1e-4, abs=1e-6), key
+    moved = max((a - b).abs().max().item() for a, b in zip(runs["false"][1], runs["true"][1]))
+    assert moved < 1e-5
+
+
+def test_clip_grad_per_network_clips_actor_and_critic_each_on_its_own():
+    actor, critic = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(3))
+    grads = torch.tensor([0.1, 0.0, 0.0]), torch.tensor([100.0, 0.0, 0.0])
+    seen = {}
+    for name, trainable in (("joint", [actor, critic]), ("separate", ([actor], [critic]))):
+        update = PPOUpdate(10, 10, 1, 1.0, 1, on_nonfinite=None, on_finite=lambda: None)
+        optimiser = torch.optim.SGD([actor, critic], lr=1.0)
+        total = (actor * grads[0]).sum() + (critic * grads[1]).sum()
+        norm = update.apply(total, optimiser, trainable, step=lambda: None)
+        seen[name] = (actor.grad.clone(), critic.grad.clone(), float(norm))
+    joint, separate = seen["joint"], seen["separate"]
+    assert joint[0][0] == pytest.approx(0.1 / 100.00005, rel=1e-4)  # the critic's norm shrinks the actor's step
+    assert separate[0][0] == pytest.approx(0.1) and separate[1][0] == pytest.approx(1.0)
+    assert separate[2] == pytest.approx((0.1 ** 2 + 100.0 ** 2) ** 0.5)  # reported: the norm over both

@@ -1,0 +1,72 @@
+"""Training and sampling devices (``device=``, ``env.device=``). The CUDA tests are skipped on a
+machine without a GPU; the CPU tests run the same code path with both devices on the CPU."""
+
+import pytest
+import torch
+
+from components.algorithms import actor_net
+from components.algorithms.ppo import ValueNorm
+from components.config import resolve_device
+from components.trainer import ConfigError, Trainer
+
+from tests.components.test_trainer import ITER, tiny
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def test_a_device_this_machine_lacks_is_a_config_error_naming_the_choices():
+    with pytest.raises(ConfigError, match=r"device='tpu' is not a device; valid: cpu, cuda, cuda:N, auto"):
+        Trainer(tiny(device="tpu"))
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(ConfigError, match=rf"env.device='cuda:{count}': this machine has {count} CUDA device"):
+        Trainer(tiny(**{"env.device": f"cuda:{count}"}))
+    assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _devices_of(trainer):
+    tensors = list(actor_net(trainer.actor).parameters()) + list(trainer.critic.parameters())
+    tensors += [v for state in trainer.optimiser.state.values() for v in state.values()
+                if isinstance(v, torch.Tensor) and v.dim() > 0]
+    return {t.device for t in tensors}
+
+
+def test_cpu_devices_train_and_keep_everything_on_the_cpu(tmp_path):
+    trainer = Trainer(tiny(device="cpu", **{"env.device": "cpu", "total_frames": 2 * ITER}), run_dir=tmp_path)
+    assert (trainer.device, trainer.env_device) == (torch.device("cpu"), torch.device("cpu"))
+    trainer.run()
+    assert _devices_of(trainer) == {torch.device("cpu")}
+
+
+def test_value_norm_statistics_follow_the_module():
+    norm = ValueNorm()
+    norm.update(torch.tensor([1.0, 3.0]))
+    moved = norm.to(torch.float64)  # .to(device) takes the same path (Module._apply)
+    assert all(getattr(moved, name).dtype == torch.float64 for name in ValueNorm.STATS)
+    assert moved.running_mean.item() == pytest.approx(2.0 * (1 - norm.beta))
+
+
+@cuda
+def test_vmas_trains_on_the_gpu_and_resumes_on_the_cpu(tmp_path):
+    trainer = Trainer(tiny(device="cuda", total_frames=2 * ITER), run_dir=tmp_path)
+    assert trainer.env_device.type == "cuda"  # VMAS simulates where the networks train
+    trainer.run()
+    assert {d.type for d in _devices_of(trainer)} == {"cuda"}
+    resumed = Trainer(tiny(resume=str(tmp_path)), resume_changes={"device": "cpu", "env.device": "cpu",
+                                                                  "total_frames": 3 * ITER})
+    resumed.run()
+    assert resumed.frames == 3 * ITER and _devices_of(resumed) == {torch.device("cpu")}
+
+
+@cuda
+def test_cpu_sampling_with_gpu_training_casts_the_batches(tmp_path):
+    trainer = Trainer(tiny(device="cuda", **{"env.device": "cpu", "algorithm.value_norm": True,
+                                             "total_frames": 2 * ITER}), run_dir=tmp_path)
+    assert trainer.env_device.type == "cpu"
+    summary = trainer.run()
+    assert {d.type for d in _devices_of(trainer)} == {"cuda"} and summary["frames"] == 2 * ITER
+
+
+@cuda
+def test_only_vmas_simulates_on_a_gpu():
+    with pytest.raises(ConfigError, match="only VMAS simulates on a GPU"):
+        Trainer(tiny(**{"env.name": "mamujoco/halfcheetah-2x3", "env.options": {}, "env.device": "cuda"}))

@@ -1,0 +1,145 @@
+"""The compiled update step against the eager one, per minibatch, at the settings of real recipes.
+
+    python -m tools.bench_update                      # every setting below, 5 repeats (about 6 min on 2 cores)
+    python -m tools.bench_update --settings make_run --repeats 3 --threads 1
+    python -m tools.bench_update --quick              # smoke run
+
+For each setting: a Trainer is built as the recipe composes it, one batch is collected and GAE'd,
+and the same minibatches (fixed indices) go through the PPO step (loss, backward, clip, Adam step)
+of two updaters in one process: ``algorithm.compile=false`` and ``true``. The compiled one's first
+call (the compile) is timed on its own; then blocks of all minibatches alternate between eager and
+compiled ``--repeats`` times, so load from other work hits both alike. Reported: median ms per
+minibatch step of each, their ratio, and the compile time. Both updaters train their own copy of
+the parameters from the same start, and after the timing the two copies' losses on one minibatch
+are compared (how far compiled and eager drift after the same steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+# name -> (recipe overrides, phase): the default recipe's PS phase and its PS+LoRA phase, and
+# BenchMARL's default MAPPO setting (tools/bench_peer.py)
+SETTINGS = {
+    "make_run": ["env=vmas/navigation"],
+    "make_run_lora": ["env=vmas/navigation", "schedule.switch_at=6000"],
+    "benchmarl": ["env=vmas/balance", "algorithm=benchmarl", "env.num_envs=10", "env.options.n_agents=4",
+                  "strategy.append_id=false"],
+}
+QUICK = ["algorithm.frames_per_batch=600", "env.num_envs=6", "algorithm.minibatch_size=200",
+         "algorithm.actor_hidden=[16,16]", "algorithm.critic_hidden=[16,16]"]
+
+
+def build(name: str, threads: int, quick: bool):
+    """A trainer at ``name``'s setting (in its last phase when the setting has a switch) and one batch."""
+    from torchrl.collectors import Collector
+
+    from components.algorithms import actor_net
+    from components.algorithms.ppo import expand_done
+    from components.trainer import Trainer
+    from recipes.train import compose
+
+    overrides = SETTINGS[name] + [f"threads={threads}", "logger=csv", "logger.progress=false", "algorithm.compile=false",
+                                  "total_frames=1000000"] + (QUICK if quick else [])
+    trainer = Trainer(compose(overrides), run_dir=tempfile.mkdtemp(prefix="bench_update_"))
+    if len(trainer.plans) > 1 and any("switch_at" in o for o in overrides):
+        trainer._enter(1, "bench")  # the fine-tuning phase: adapters on a frozen backbone
+    collector = Collector(trainer.env, trainer.actor, frames_per_batch=trainer.cfg.algorithm.frames_per_batch,
+                          total_frames=-1, auto_register_policy_transforms=False)
+    batch = next(iter(collector))
+    collector.shutdown()
+    expand_done(batch)
+    loss = trainer.loss
+    with torch.no_grad():
+        loss.value_estimator(batch, params=loss.critic_network_params, target_params=loss.target_critic_network_params)
+    return trainer, batch.reshape(-1), actor_net(trainer.actor)
+
+
+def copies(trainer):
+    """An independent (actor, critic, loss, optimiser, trainable, aux) from the trainer's current state."""
+    from components.algorithms import actor_net, make_loss, ppo_settings
+
+    actor, critic = copy.deepcopy(trainer.actor), copy.deepcopy(trainer.critic)
+    a = trainer.cfg.algorithm
+    loss = make_loss(actor, critic, ppo_settings(a, trainer.plan))
+    net = actor_net(actor).net
+    params = trainer.strategy.trainable(net) + [p for p in critic.parameters() if p.requires_grad]
+    optimiser = torch.optim.Adam(params, lr=a.lr, eps=a.adam_eps, foreach=True)
+    strategy = trainer.strategy
+    return loss, optimiser, params, (lambda: strategy.aux_loss(net))
+
+
+def run(name: str, repeats: int, threads: int, quick: bool) -> dict:
+    from components.algorithms.update import PPOUpdate
+
+    torch.set_num_threads(threads)
+    trainer, items, _ = build(name, threads, quick)
+    a = trainer.cfg.algorithm
+    mb = a.minibatch_size
+    generator = torch.Generator().manual_seed(0)
+    perm = torch.randperm(items.shape[0], generator=generator)
+    samples = [items[perm[i * mb:(i + 1) * mb]] for i in range(items.shape[0] // mb)]
+    sides = {}
+    for mode in ("eager", "compiled"):
+        update = PPOUpdate(a.frames_per_batch, mb, 1, a.max_grad_norm, 1, on_nonfinite=print, on_finite=lambda: None,
+                           compile="default" if mode == "compiled" else None)
+        loss, optimiser, params, aux = copies(trainer)
+        objective = update.objective(loss, aux)
+        sides[mode] = (update, objective, optimiser, params, loss)
+
+    def step(mode, sample):
+        update, objective, optimiser, params, _ = sides[mode]
+        total, _, _ = update.evaluate(objective, sample)
+        update.apply(total, optimiser, params)
+
+    step("eager", samples[0])  # first: an eager step registers the types TorchRL checks (a compile guard)
+    start = time.perf_counter()
+    step("compiled", samples[0])
+    compile_s = time.perf_counter() - start
+    times = {"eager": [], "compiled": []}
+    for _ in range(repeats):
+        for mode in ("eager", "compiled"):
+            start = time.perf_counter()
+            for sample in samples:
+                step(mode, sample)
+            times[mode].append((time.perf_counter() - start) / len(samples) * 1e3)
+    with torch.no_grad():  # both copies took the same steps: how far apart are they now?
+        values = [float(sides[m][4](samples[0])["loss_objective"]) for m in ("eager", "compiled")]
+    eager, compiled = statistics.median(times["eager"]), statistics.median(times["compiled"])
+    return {"setting": name, "overrides": SETTINGS[name], "threads": threads, "minibatch": mb,
+            "minibatches": len(samples), "repeats": repeats, "eager_ms": eager, "compiled_ms": compiled,
+            "speedup": eager / compiled, "compile_s": compile_s, "loss_after_eager": values[0],
+            "loss_after_compiled": values[1], "eager_ms_all": times["eager"], "compiled_ms_all": times["compiled"]}
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default="outputs/bench_update.json")
+    args = parser.parse_args(argv)
+    rows = []
+    for name in args.settings:
+        row = run(name, 1 if args.quick else args.repeats, args.threads, args.quick)
+        rows.append(row)
+        print(f"{name:14s} eager {row['eager_ms']:7.2f} ms  compiled {row['compiled_ms']:7.2f} ms  "
+              f"speedup {row['speedup']:.2f}x  compile {row['compile_s']:.1f} s  "
+              f"loss after the steps: eager {row['loss_after_eager']:.6f} compiled {row['loss_after_compiled']:.6f}",
+              flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(rows, indent=2))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
