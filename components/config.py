@@ -72,9 +72,10 @@ class AlgorithmConfig:
     head_gain: Optional[float] = None
     std_mapping: str = "exp"
     # Speed (docs/benchmarks.md). compile: torch.compile the loss (forward and backward) of the MAPPO /
-    # IPPO update, auto | true | false; auto compiles a phase of at least 3000 gradient steps (the
-    # compile takes 10-40 s on 2 cores). clip_grad_per_network: clip the actor's and the critic's
-    # gradients each to max_grad_norm (BenchMARL) instead of one joint norm.
+    # IPPO update, auto | true | false; auto compiles on a GPU for phases of at least 3000 gradient
+    # steps and stays eager on a CPU (not faster at 64-wide networks; the benchmarl preset turns it on).
+    # clip_grad_per_network: clip the actor's and the critic's gradients each to max_grad_norm
+    # (BenchMARL) instead of one joint norm.
     compile: str = "auto"
     clip_grad_per_network: bool = False
 
@@ -145,9 +146,10 @@ class TrainConfig:
     checkpoint_every: int = 60_000  # frames between periodic checkpoints (0: only at switch and end)
     checkpoint_keep: int = 2  # periodic checkpoints kept (last.pt, last.1.pt, ...), plus the phase switches
     max_nonfinite: int = 5  # consecutive skipped updates (non-finite loss/gradient) before stopping
-    # torch intra-op threads (0: torch's default). Per-agent networks are small: one thread avoids
-    # OpenMP spin-waits that slow every op down several-fold when the cores are shared.
-    threads: int = 1
+    # torch intra-op threads. None (auto): OMP_NUM_THREADS when set (launchers of parallel runs set it),
+    # else the cores this process may use, at most 4 (docs/benchmarks.md: 2 threads are faster than 1
+    # on a quiet 2-core machine; on cores other jobs share, set threads=1); 0: torch's own default.
+    threads: Optional[int] = None
     # where the networks train (BenchMARL's train_device): cpu | cuda | cuda:N | auto (cuda when available)
     device: str = "cpu"
     run_dir: Optional[str] = None  # where outputs go (the recipe sets it from Hydra's run dir)
@@ -219,6 +221,21 @@ class ConfigError(ValueError):
     """An invalid setting, caught before training starts."""
 
 
+AUTO_THREADS_MAX = 4  # small per-agent networks gain little from more intra-op threads
+
+
+def auto_threads() -> int:
+    """``threads=None``: ``OMP_NUM_THREADS`` when set, else the cores this process may use (its CPU
+    affinity, which container and ``taskset`` limits set), at most :data:`AUTO_THREADS_MAX`."""
+    import os
+
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, AUTO_THREADS_MAX))
+
+
 def resolve_device(value: str, key: str = "device"):
     """``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (cuda when available) as a ``torch.device``; a device
     this machine does not have is a ConfigError naming it and the choices."""
@@ -282,7 +299,8 @@ def validate_config(cfg: TrainConfig) -> None:
         _positive(f"algorithm.{key}", getattr(a, key), allow_zero=True)
     _positive("algorithm.adam_eps", a.adam_eps)
     _positive("env.eval_max_steps", cfg.env.eval_max_steps)
-    _positive("threads", cfg.threads, allow_zero=True)
+    if cfg.threads is not None:
+        _integer("threads", cfg.threads, low=0)
     _integer("seed", cfg.seed, low=0)
     for key, value in (("device", cfg.device), ("env.device", cfg.env.device)):
         if value is not None:

@@ -35,7 +35,8 @@ from components.algorithms.ppo import recurrent_env_transforms
 from components.algorithms.sequential import SEQUENTIAL
 from components.algorithms.update import compile_mode
 from components.clustering import agent_transitions
-from components.config import ConfigError, as_train_config, config_to_dict, resolve_device, validate_config
+from components.config import (ConfigError, as_train_config, auto_threads, config_to_dict, resolve_device,
+                               validate_config)
 from components.evaluation import EPISODE_REWARD, evaluate, train_return
 from components.interrupts import RunInterrupted, StopSignals
 from components.progress import Progress
@@ -70,8 +71,8 @@ class Trainer:
         validate_config(cfg)
         self.cfg = cfg
         self.plans = plan_phases(cfg)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        if cfg.threads != 0:  # 0: torch's default
+            torch.set_num_threads(cfg.threads or auto_threads())
         self.device, self.env_device = self._devices()
         self._compile_noticed, self.compile_times = None, {}
         self._build()

@@ -30,8 +30,11 @@ from components.algorithms.ppo import expand_done
 STATS = ("loss_objective", "loss_critic", "loss_entropy", "loss_aux", "entropy", "kl_approx", "clip_fraction",
          "grad_norm")
 COMPILE_CHOICES = ("auto", "true", "false")
-# ``compile=auto`` compiles a phase that takes at least this many gradient steps: the first compile costs
-# 10-40 s on 2 cores and saves a few ms per step (docs/benchmarks.md), so shorter phases stay eager.
+# ``compile=auto`` compiles on a GPU, where CUDA graphs remove the launch overhead of many small
+# kernels, a phase that takes at least this many gradient steps (the compile takes tens of seconds).
+# On a CPU it stays eager: at the 64-wide networks of the default recipes the inductor kernels were
+# not faster (docs/benchmarks.md, tools/bench_update); presets with wide networks where they are
+# (``algorithm=benchmarl``) set ``compile: true``.
 AUTO_COMPILE_MIN_STEPS = 3000
 
 
@@ -61,15 +64,17 @@ class Minibatches:
 
 
 def compile_mode(setting, device, steps_in_phase: int) -> str | None:
-    """The ``torch.compile`` mode for a phase, or None for eager. ``setting``: ``auto`` (compile when
-    the phase takes at least :data:`AUTO_COMPILE_MIN_STEPS` gradient steps), ``true`` or ``false``."""
+    """The ``torch.compile`` mode for a phase, or None for eager. ``setting``: ``auto`` (compile on a
+    GPU when the phase takes at least :data:`AUTO_COMPILE_MIN_STEPS` gradient steps), ``true`` or
+    ``false``. CUDA uses ``reduce-overhead`` (CUDA graphs), the CPU inductor's default mode."""
     setting = str(setting).lower()
     if setting not in COMPILE_CHOICES:
         raise ValueError(f"algorithm.compile={setting!r}; valid: {list(COMPILE_CHOICES)}")
-    on = setting == "true" or (setting == "auto" and steps_in_phase >= AUTO_COMPILE_MIN_STEPS)
+    cuda = torch.device(device).type == "cuda"
+    on = setting == "true" or (setting == "auto" and cuda and steps_in_phase >= AUTO_COMPILE_MIN_STEPS)
     if not on:
         return None
-    return "reduce-overhead" if torch.device(device).type == "cuda" else "default"
+    return "reduce-overhead" if cuda else "default"
 
 
 def _objective(loss, aux, keys=("loss_objective", "loss_critic", "loss_entropy")):

@@ -70,3 +70,23 @@ def test_cpu_sampling_with_gpu_training_casts_the_batches(tmp_path):
 def test_only_vmas_simulates_on_a_gpu():
     with pytest.raises(ConfigError, match="only VMAS simulates on a GPU"):
         Trainer(tiny(**{"env.name": "mamujoco/halfcheetah-2x3", "env.options": {}, "env.device": "cuda"}))
+
+
+def test_auto_threads_follow_omp_num_threads_then_the_usable_cores(monkeypatch):
+    from components.config import AUTO_THREADS_MAX, auto_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert auto_threads() == 3  # a launcher of parallel runs gave this process its share
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
+    assert auto_threads() == 2
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(64)))
+    assert auto_threads() == AUTO_THREADS_MAX
+    before = torch.get_num_threads()
+    try:
+        Trainer(tiny())  # threads=None (auto): the trainer sets what auto_threads gives
+        assert torch.get_num_threads() == AUTO_THREADS_MAX
+        Trainer(tiny(threads=1))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

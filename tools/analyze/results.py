@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -60,7 +61,7 @@ def finished(directory: Path, args: list[str]) -> bool:
     return recorded == args and summary.get("frames", 0) >= total
 
 
-def _train(args: list[str], directory: Path, nice: int) -> tuple[str, float, int]:
+def _train(args: list[str], directory: Path, nice: int, threads: int = 1) -> tuple[str, float, int]:
     if directory.exists():  # an interrupted or redefined run starts again: its files would mix two runs
         shutil.rmtree(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +69,9 @@ def _train(args: list[str], directory: Path, nice: int) -> tuple[str, float, int
     log = directory.parent / f"{directory.name}.log"
     with open(log, "w") as f:
         cmd = ["nice", "-n", str(nice), sys.executable, "-m", "recipes.train", *args]
-        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+        # ``jobs`` runs share the cores: each gets its share of threads (the trainer's threads=auto reads it)
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
     if rc == 0:
         (directory / "results_args.json").write_text(json.dumps(args))
     return str(directory), time.time() - start, rc
@@ -86,7 +89,8 @@ def run(paths: list[str], out: Path, jobs: int = 2, nice: int = 10) -> int:
     print(f"{len(todo)} runs to do (finished ones skipped), {jobs} at a time", flush=True)
     failed = 0
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for i, (directory, seconds, rc) in enumerate(pool.map(lambda t: _train(*t, nice), todo), 1):
+        threads = max(1, len(os.sched_getaffinity(0)) // jobs)
+        for i, (directory, seconds, rc) in enumerate(pool.map(lambda t: _train(*t, nice, threads), todo), 1):
             failed += rc != 0
             print(f"[{i}/{len(todo)}] {'ok' if rc == 0 else f'FAILED rc={rc}'} {directory} ({seconds:.0f}s)",
                   flush=True)
