@@ -27,6 +27,8 @@ test-slow: install
 
 bench: install
 	$(PY) -m tools.bench_strategies
+	$(PY) -m tools.bench_id
+	$(PY) -m tools.bench_update
 	$(PY) -m tools.bench_training
 
 clean:

@@ -55,7 +55,7 @@ class AlgorithmConfig:
     chunk_length: int = 10  # recurrent PPO: updates re-run chunks of this many steps from stored states
     gru_hidden: Optional[int] = None  # GRU width (default: the last actor_hidden width)
     log_std: str = "auto"  # auto | shared | agent | state
-    log_std_init: float = 0.0
+    log_std_init: Optional[float] = 0.0  # None: a state-dependent scale keeps the head's drawn bias
     # Restart every copy's episode at the start of each iteration: iterations are then independent
     # of where the previous one stopped, which makes resumed runs bit-identical. With episodes no
     # longer than frames_per_batch / num_envs steps nothing is truncated.
@@ -323,7 +323,7 @@ def validate_config(cfg: TrainConfig) -> None:
         _positive("algorithm.huber_delta", a.huber_delta)
     if a.head_gain is not None:
         _positive("algorithm.head_gain", a.head_gain)
-    _choice("algorithm.std_mapping", a.std_mapping, ("exp", "sigmoid"))
+    _choice("algorithm.std_mapping", a.std_mapping, ("exp", "sigmoid", "biased_softplus"))
     if not 0 <= a.others_clip < 1:
         raise ConfigError(f"algorithm.others_clip={a.others_clip!r} must be in [0, 1)")
     if not 0 <= a.lmbda <= 1:

@@ -15,7 +15,7 @@ log-std either a state-independent parameter (``log_std="shared"``: one vector f
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
@@ -26,7 +26,9 @@ from components.vectors import AgentVector, SharedVector, StackedVector
 ROLES = ("hidden", "gru_ih", "gru_hh", "post", "head")
 HEADS = ("linear", "logits", "normal")
 LOG_STD_MODES = ("auto", "shared", "agent", "state")
-STD_MAPPINGS = ("exp", "sigmoid")  # scale = exp(clamped log_std) | sigmoid(p) * 0.5 (the LoRASA / HARL code)
+# scale = exp(clamped log_std) | sigmoid(p) * 0.5 (the LoRASA / HARL code) | softplus(p + b) + 0.01 with
+# b such that p = 0 gives scale 1 (BenchMARL's default "biased_softplus_1.0", TensorDict's mapping)
+STD_MAPPINGS = ("exp", "sigmoid", "biased_softplus")
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
 
 LayerFactory = Callable[[str, int, int], AgentLinear]
@@ -57,6 +59,10 @@ class _Head(nn.Module):
         if head_gain is not None and not head_gain > 0:
             raise ValueError(f"head_gain must be > 0 or None, got head_gain={head_gain!r}")
         self.std_mapping = std_mapping
+        if std_mapping == "biased_softplus":
+            from tensordict.nn.utils import mappings
+
+            self.softplus = mappings("biased_softplus_1.0")
         if head not in HEADS:
             raise ValueError(f"head must be one of {list(HEADS)}, got head={head!r}")
         if log_std not in LOG_STD_MODES:
@@ -77,8 +83,8 @@ class _Head(nn.Module):
                 self.log_std = StackedVector(n_agents, out_features)
             with torch.no_grad():
                 for p in self.log_std.parameters():
-                    p.fill_(log_std_init)
-        elif self.state_log_std:
+                    p.fill_(0.0 if log_std_init is None else log_std_init)
+        elif self.state_log_std and log_std_init is not None:  # None: keep the layer's drawn bias (BenchMARL)
             with torch.no_grad():  # start the state-dependent log-std at log_std_init
                 bias = getattr(self.layer, "bias", None)
                 if isinstance(bias, torch.Tensor):
@@ -94,6 +100,8 @@ class _Head(nn.Module):
             loc, log_std = y, self.log_std().expand_as(y)
         if self.std_mapping == "sigmoid":  # the LoRASA / HARL code's DiagGaussian2: sigmoid(p / 1) * 0.5
             return loc, torch.sigmoid(log_std) * 0.5
+        if self.std_mapping == "biased_softplus":
+            return loc, self.softplus(log_std)
         return loc, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
 
 
@@ -166,7 +174,7 @@ class AgentMLP(nn.Module):
 
     def __init__(self, n_agents: int, in_features: int, out_features: int, hidden: Sequence[int],
                  layer: LayerFactory, vector: VectorFactory, append_id: bool = False, head: str = "linear",
-                 log_std: str = "auto", log_std_init: float = 0.0, activation: str = "relu",
+                 log_std: str = "auto", log_std_init: Optional[float] = 0.0, activation: str = "relu",
                  std_mapping: str = "exp", head_gain: float | None = None, layer_norm: bool = False):
         super().__init__()
         _check_common(n_agents, in_features, out_features, hidden, activation)
@@ -222,7 +230,7 @@ class AgentGRUActor(nn.Module):
 
     def __init__(self, n_agents: int, in_features: int, out_features: int, hidden: Sequence[int],
                  layer: LayerFactory, vector: VectorFactory, append_id: bool = False, head: str = "linear",
-                 log_std: str = "auto", log_std_init: float = 0.0, activation: str = "relu",
+                 log_std: str = "auto", log_std_init: Optional[float] = 0.0, activation: str = "relu",
                  gru_hidden: int | None = None, std_mapping: str = "exp", head_gain: float | None = None,
                  layer_norm: bool = False):
         super().__init__()

@@ -143,7 +143,8 @@ def _cell(cfg: dict, key: str) -> str:
         "algorithm.head_gain": lambda: "nn.Linear default" if a["head_gain"] is None else f"head gain {a['head_gain']}",
         "algorithm.log_std": lambda: ("state-dependent" if a["log_std"] == "state"
                                       else f"state-independent ({a['log_std']})"),
-        "algorithm.log_std_init": lambda: f"log-std {a['log_std_init']} (scale {math.exp(a['log_std_init']):.2g})",
+        "algorithm.log_std_init": lambda: ("the head's drawn bias" if a["log_std_init"] is None
+                                           else f"log-std {a['log_std_init']} (scale {math.exp(a['log_std_init']):.2g})"),
     }
     return special[key]() if key in special else _show(lookup(cfg, key))
 

@@ -180,3 +180,19 @@ def test_layer_norm_normalises_the_input_and_every_hidden_layer(recurrent):
     (net(x) if not recurrent else net(x, None))
     assert inputs[0][..., :5].mean().abs() < 1e-5  # the layer sees the normalised observation
     assert not any(isinstance(m, torch.nn.LayerNorm) for m in _net("nps", recurrent=recurrent).modules())
+
+
+def test_biased_softplus_std_mapping_is_benchmarls_scale():
+    """softplus(p + b) + 0.01 with scale 1 at p = 0; with a state-dependent scale and log_std_init=None
+    the head keeps its drawn bias (BenchMARL), otherwise the bias starts at log_std_init."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 5)
+    net = _net("ps", std_mapping="biased_softplus", log_std_init=0.0)
+    torch.testing.assert_close(net(x)[1], torch.ones(4, 3, 2))
+    p = torch.tensor([-3.0, 2.0])
+    net = _net("ps", std_mapping="biased_softplus", log_std_init=float(p[1]))
+    expected = torch.nn.functional.softplus(p[1] + torch.log(torch.expm1(torch.tensor(0.99)))) + 0.01
+    torch.testing.assert_close(net(x)[1], torch.full((4, 3, 2), float(expected)))
+    drawn = _net("ps", log_std="state", std_mapping="biased_softplus", log_std_init=None)
+    set_to = _net("ps", log_std="state", std_mapping="biased_softplus", log_std_init=0.0)
+    assert drawn.head.layer.bias[..., 2:].abs().sum() > 0 and set_to.head.layer.bias[..., 2:].abs().sum() == 0
