@@ -66,6 +66,12 @@ class AlgorithmConfig:
     clip_value_loss: bool = False  # clipped value loss, radius clip_epsilon (reference: on)
     # A2PO: the preceding agents' joint ratio is clipped to 1 +/- others_clip (the LoRASA code's default)
     others_clip: float = 0.1
+    # A2PO as the LoRASA code's configs run it: a2po_loop agent (each agent's turn runs all epochs; its
+    # MaMuJoCo scripts) | ppo (each epoch runs every agent's turn, in a freshly drawn order; its SMAC
+    # scripts); a2po_clip_tuner: None, or the weight w of its clip_param_tuner (0.5 there): the clip of
+    # the k-th agent of N is clip_epsilon * (k / N * w + 1 - w)
+    a2po_loop: str = "agent"
+    a2po_clip_tuner: Optional[float] = None
     # the reference code's network details (components/networks.py): LayerNorm after the input and each
     # hidden layer, orthogonal action-head init with this gain (None: nn.Linear's), std mapping exp|sigmoid
     layer_norm: bool = False
@@ -324,6 +330,9 @@ def validate_config(cfg: TrainConfig) -> None:
     if a.head_gain is not None:
         _positive("algorithm.head_gain", a.head_gain)
     _choice("algorithm.std_mapping", a.std_mapping, ("exp", "sigmoid", "biased_softplus"))
+    _choice("algorithm.a2po_loop", a.a2po_loop, ("agent", "ppo"))
+    if a.a2po_clip_tuner is not None and not 0 <= a.a2po_clip_tuner <= 1:
+        raise ConfigError(f"algorithm.a2po_clip_tuner={a.a2po_clip_tuner!r} must be in [0, 1] or null")
     if not 0 <= a.others_clip < 1:
         raise ConfigError(f"algorithm.others_clip={a.others_clip!r} must be in [0, 1)")
     if not 0 <= a.lmbda <= 1:

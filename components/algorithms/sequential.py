@@ -23,7 +23,10 @@ the agent loop outside the epochs and the "semi-greedy" order):
   the PPO clip then acts on the product: ``min(r_i R A, clip(r_i R, 1 +/- eps) A)``. (The A2PO paper
   writes the correction as a factor on the advantage outside the clip; the code puts it inside the
   ratio, which we follow.) Here ``R`` is read from the same batched forward that gives ``r_i``.
-- the critic updates in every turn, its loss taken on agent i's samples, as in the code.
+- the critic updates in every turn, its loss taken on agent i's samples, as in the code;
+- ``a2po_clip_tuner`` (the code's ``clip_param_tuner``): the k-th of N agents clips at
+  ``eps * (k / N * w + 1 - w)``; ``a2po_loop="ppo"`` (its SMAC scripts): the epochs outside the agent
+  loop, one epoch per turn, the order drawn again each epoch (there the code passes the tuner place 1).
 
 With SePS, A2PO gives each turn ``ceil(epochs / size of the agent's cluster)`` epochs, as the code
 does. Not reproduced from the code: its division of the shared-policy loss by the number of agents
@@ -50,6 +53,7 @@ from components.algorithms.update import PPOUpdate
 from components.layers import AGENT, CLUSTER
 
 SEQUENTIAL = ("happo", "a2po")
+A2PO_LOOPS = ("agent", "ppo")  # agents outside the epochs (the code's MaMuJoCo runs) | epochs outside (SMAC)
 VALUE, LOGP = ("agents", "state_value"), ("agents", "action_log_prob")
 
 
@@ -129,11 +133,14 @@ class SliceGuard:
 class SequentialUpdate(PPOUpdate):
     """``PPOUpdate`` with the actors updated agent by agent (HAPPO or A2PO); same call signature."""
 
-    def __init__(self, method: str, *args, others_clip: float = 0.1, **kwargs):
+    def __init__(self, method: str, *args, others_clip: float = 0.1, loop: str = "agent",
+                 clip_tuner: float | None = None, **kwargs):
         if method not in SEQUENTIAL:
             raise ValueError(f"sequential method must be one of {list(SEQUENTIAL)}, got {method!r}")
+        if loop not in A2PO_LOOPS:
+            raise ValueError(f"algorithm.a2po_loop={loop!r}; valid: {list(A2PO_LOOPS)}")
         super().__init__(*args, **kwargs)
-        self.method, self.others_clip = method, others_clip
+        self.method, self.others_clip, self.loop, self.clip_tuner = method, others_clip, loop, clip_tuner
         self.last_order: list[int] = []
 
     # --- order ------------------------------------------------------------------------------------
@@ -164,37 +171,57 @@ class SequentialUpdate(PPOUpdate):
         normalised = (advantage - advantage.mean()) / advantage.std().clamp_min(1e-6)
         if loss.normalize_advantage:
             advantage = normalised
-        order = self.order(normalised, items.get(VALUE))
-        self.last_order = order
-        n, skipped = len(order), 0
-        factor = None  # HAPPO's product of the updated agents' ratios, per stored row: [*rows, 1, 1]
+        epoch_loop = self.method == "a2po" and self.loop == "ppo"
+        # the passes: one pass over every agent's turn with `epochs` epochs each, or (A2PO, loop "ppo")
+        # `epochs` passes of one epoch each, every pass in a freshly drawn order (the code redraws it)
+        passes = self.epochs if epoch_loop else 1
+        skipped, factor = 0, None  # HAPPO's product of the updated agents' ratios, per row: [*rows, 1, 1]
         old_logp = items.get(LOGP)
         actor_modules = list(holder.modules())
         critic_modules = list(loss.critic_network.modules())
-        flag = loss.normalize_advantage
+        flag, clip_epsilon = loss.normalize_advantage, loss.clip_epsilon.clone()
         loss.normalize_advantage = False
         try:
-            for turn, agent in enumerate(order):
-                modules = actor_modules + (critic_modules if self.method == "a2po" else [])
-                guard = SliceGuard(optimiser, agent_rows(modules, agent))
-                critic = "agent" if self.method == "a2po" else ("all" if turn == n - 1 else None)
-                loss.update_value_norm = critic is not None
-                if self.method == "a2po":
-                    loss.a2po = (torch.tensor(order[:turn], dtype=torch.long), self.others_clip)
-                turn_adv = advantage if factor is None else advantage * factor
-                replace = factor is not None or flag
-                skipped += self._turn(items, loss, optimiser, trainable, aux, stats, guard, agent, critic,
-                                      (adv_key, turn_adv) if replace else None, self.turn_epochs(holder, agent))
-                if self.method == "happo" and turn < n - 1:
-                    with torch.no_grad():
-                        new_logp = loss._get_cur_log_prob(items.copy())[0]
-                    ratio = (new_logp[..., agent] - old_logp[..., agent]).exp()[..., None, None]
-                    factor = ratio if factor is None else factor * ratio
+            for _ in range(passes):
+                order = self.order(normalised, items.get(VALUE))
+                self.last_order = order
+                n = len(order)
+                for turn, agent in enumerate(order):
+                    modules = actor_modules + (critic_modules if self.method == "a2po" else [])
+                    guard = SliceGuard(optimiser, agent_rows(modules, agent))
+                    critic = "agent" if self.method == "a2po" else ("all" if turn == n - 1 else None)
+                    loss.update_value_norm = critic is not None
+                    if self.method == "a2po":
+                        loss.a2po = (torch.tensor(order[:turn], dtype=torch.long), self.others_clip)
+                        # the code passes the agent's place in the order in its agent loop, and 1 (its
+                        # block size) in its epoch loop: followed as it is
+                        loss.clip_epsilon.copy_(self.turn_clip(clip_epsilon, 1 if epoch_loop else turn + 1, n))
+                    turn_adv = advantage if factor is None else advantage * factor
+                    replace = factor is not None or flag
+                    epochs = 1 if epoch_loop else self.turn_epochs(holder, agent)
+                    skipped += self._turn(items, loss, optimiser, trainable, aux, stats, guard, agent, critic,
+                                          (adv_key, turn_adv) if replace else None, epochs)
+                    if self.method == "happo" and turn < n - 1:
+                        with torch.no_grad():
+                            new_logp = loss._get_cur_log_prob(items.copy())[0]
+                        ratio = (new_logp[..., agent] - old_logp[..., agent]).exp()[..., None, None]
+                        factor = ratio if factor is None else factor * ratio
         finally:
             loss.a2po, loss.update_value_norm = None, True
             loss.normalize_advantage = flag
+            loss.clip_epsilon.copy_(clip_epsilon)
         self.last_factor = factor
         return skipped
+
+    def turn_clip(self, clip_epsilon: torch.Tensor, place: int, n: int) -> torch.Tensor:
+        """A2PO's clip for the agent at ``place`` (1-based) of ``n``: ``clip_epsilon`` without the tuner;
+        with it (weight ``w``, the LoRASA code's ``clip_param_tuner`` / ``near_linear``):
+        ``clip_epsilon * (place / n * w + 1 - w)``, so later agents, whose ratio already carries the
+        preceding agents' correction, get the wider clip."""
+        if self.clip_tuner is None:
+            return clip_epsilon
+        w = self.clip_tuner
+        return clip_epsilon * (place / n * w + 1.0 - w)
 
     def turn_epochs(self, holder, agent: int) -> int:
         """``epochs``; A2PO with SePS (as the LoRASA code): ``ceil(epochs / size of the agent's cluster)``,
@@ -251,6 +278,6 @@ def make_update(algorithm, chunk: int, on_nonfinite, on_finite) -> PPOUpdate:
     a = algorithm
     args = (a.frames_per_batch, a.minibatch_size, a.epochs, a.max_grad_norm, chunk)
     if a.name in SEQUENTIAL:
-        return SequentialUpdate(a.name, *args, others_clip=a.others_clip, on_nonfinite=on_nonfinite,
-                                on_finite=on_finite)
+        return SequentialUpdate(a.name, *args, others_clip=a.others_clip, loop=a.a2po_loop,
+                                clip_tuner=a.a2po_clip_tuner, on_nonfinite=on_nonfinite, on_finite=on_finite)
     return PPOUpdate(*args, on_nonfinite=on_nonfinite, on_finite=on_finite)

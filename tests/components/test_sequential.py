@@ -207,6 +207,38 @@ def test_a2po_semi_greedy_order_alternates_best_and_random():
     assert sorted(update.order(adv, value)) == list(range(5))
 
 
+
+def _turns(loop, tuner, monkeypatch, epochs=3):
+    """(agent, clip epsilon, epochs) of every turn of one A2PO update with 4 agents, and the orders drawn."""
+    trainer = Trainer(tiny(**{"algorithm.name": "a2po", "algorithm.epochs": epochs, "algorithm.a2po_loop": loop,
+                              "algorithm.a2po_clip_tuner": tuner, "strategy": {"name": "nps"},
+                              "env.options": {"n_agents": 4}}), run_dir=tempfile.mkdtemp())
+    update, turns, orders = trainer.update, [], []
+    order = update.order
+    monkeypatch.setattr(update, "order", lambda *a: orders.append(order(*a)) or orders[-1])
+    monkeypatch.setattr(update, "_turn", lambda items, loss, *rest: turns.append(
+        (rest[5], round(float(loss.clip_epsilon), 6), rest[-1])) or 0)
+    update(rollout(trainer), trainer.loss, trainer.optimiser, trainer.trainable, lambda: 0.0, actor_net(trainer.actor))
+    assert float(trainer.loss.clip_epsilon) == pytest.approx(0.2)  # restored after the update
+    return turns, orders
+
+
+def test_a2po_clip_tuner_widens_the_clip_along_the_order(monkeypatch):
+    """The LoRASA code's near_linear: the k-th of N agents clips at eps * (k / N * w + 1 - w)."""
+    turns, orders = _turns("agent", 0.5, monkeypatch)
+    assert [t[0] for t in turns] == orders[0]
+    assert [t[1] for t in turns] == [round(0.2 * (k / 4 * 0.5 + 0.5), 6) for k in (1, 2, 3, 4)]
+    assert [t[1] for t in _turns("agent", None, monkeypatch)[0]] == [0.2] * 4
+
+
+def test_a2po_epoch_loop_runs_every_agent_once_per_epoch_in_a_fresh_order(monkeypatch):
+    turns, orders = _turns("ppo", 0.5, monkeypatch, epochs=3)
+    assert len(orders) == 3 and [t[0] for t in turns] == [a for order in orders for a in order]
+    assert all(t[2] == 1 for t in turns)  # one epoch per turn
+    assert {t[1] for t in turns} == {round(0.2 * (1 / 4 * 0.5 + 0.5), 6)}  # the code passes place 1 here
+    turns, orders = _turns("agent", None, monkeypatch, epochs=3)
+    assert len(orders) == 1 and all(t[2] == 3 for t in turns)
+
 STRATEGIES = {
     "ps": {"strategy": {"name": "ps"}},
     "nps": {"strategy": {"name": "nps"}},
