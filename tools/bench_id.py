@@ -25,9 +25,7 @@ reported too; at small N and B it is dominated by per-call overhead, not by the 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -35,6 +33,7 @@ from torch import nn
 from components.layers import AgentLinear
 from components.strategies import make_strategy
 from tools.bench_timing import measure
+from tools.reports import write_json
 
 IN_FEATURES, OUT_FEATURES = 32, 8
 PATHS = ("bias", "onehot", "no_id")
@@ -160,10 +159,7 @@ def main(argv=None) -> dict:
     report = run(args.agents, args.batch, args.hidden, args.repeats, budget=args.budget, clock=args.clock)
     report["argv"] = sys.argv[1:] if argv is None else list(argv)
     print(markdown(report))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    print(f"wrote {out}")
+    print(f"wrote {write_json(args.out, report, indent=1)}")
     return report
 
 

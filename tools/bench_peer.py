@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 from tools.peer._measure import QUICK, RESULT_PREFIX
+from tools.reports import write_json
 from tools.peer.settings import (BENCHMARL, MARLSHARE_OVERRIDES, MISSING, PEER_KEYS, RECIPE, ROWS,
                                   TIMING_OVERRIDES)
 
@@ -373,9 +374,7 @@ def run(args, frames: int, argv: list[str]) -> dict:
               "quick": args.quick, "machine": info, "code": code_version(), "peer_versions": peer["versions"],
               "ours_versions": results[0]["pairs"][0]["marlshare"]["versions"], "results": results,
               "total_wall_s": time.perf_counter() - start}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=str))
+    out = write_json(args.out, report)
     log(f"wrote {out} (total {report['total_wall_s']:.0f} s)")
     return report
 

@@ -70,6 +70,7 @@ from components.strategies import STRATEGIES, make_strategy
 from components.transforms import merge_adapters
 from tools.bench_loops import LOOP_REFERENCES, agent_layers
 from tools.bench_timing import make_step, measure
+from tools.reports import write_json
 
 IN_FEATURES, OUT_FEATURES = 32, 8
 MODES = ("fwd+bwd", "fwd")
@@ -445,10 +446,7 @@ def main(argv=None) -> dict:
                   torch=torch.__version__, torchrl=torchrl.__version__, in_features=IN_FEATURES,
                   out_features=OUT_FEATURES, strategies=args.strategies, results=results, targets=targets,
                   total_seconds=round(time.perf_counter() - t0, 1))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    print(f"\nwrote {out}")
+    print(f"\nwrote {write_json(args.out, report, indent=1)}")
     return report
 
 

@@ -67,7 +67,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import platform
 import statistics
@@ -90,6 +89,7 @@ from torchrl.modules import MultiAgentMLP, ProbabilisticActor, TanhNormal
 from torchrl.objectives import ClipPPOLoss, ValueEstimators
 
 from tools.bench_peer import code_version
+from tools.reports import write_json
 from tools.peer.settings import BENCHMARL as PEER_SETTING
 from tools.peer.settings import MARLSHARE_OVERRIDES
 
@@ -465,9 +465,7 @@ def main(argv=None) -> dict:
               "env": ENV, "n_agents": N_AGENTS, "lora_rank": LORA_RANK, "iterations": args.iterations,
               "repeats_requested": args.repeats, "threads": args.threads, "machine": info, "code": code,
               "total_wall_s": time.perf_counter() - start, "summary": summary, "repeats": repeats}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=str))
+    out = write_json(args.out, report)
     log(f"wrote {out} (total {report['total_wall_s']:.0f} s)")
     return report
 

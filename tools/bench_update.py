@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import torch
+
+from tools.reports import write_json
 
 # name -> (recipe overrides, phase): the default recipe's PS phase and its PS+LoRA phase, and
 # BenchMARL's default MAPPO setting (tools/bench_peer.py)
@@ -136,8 +136,7 @@ def main(argv=None) -> list[dict]:
               f"speedup {row['speedup']:.2f}x  compile {row['compile_s']:.1f} s  "
               f"loss after the steps: eager {row['loss_after_eager']:.6f} compiled {row['loss_after_compiled']:.6f}",
               flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(rows, indent=2))
+    write_json(args.out, rows)
     return rows
 
 
