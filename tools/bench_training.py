@@ -26,8 +26,9 @@ epochs, minibatch, widths, activation, lr, Adam eps, grad-norm clip, clip epsilo
 critic coefficients, gamma, lambda, advantage normalisation, reset at each iteration, per-network
 gradient clipping, ``clamp_actions``) is read from the composed marlshare config, so the two loops
 cannot drift apart. The critic loss is ``l2`` in both (marlshare's ``PPOSettings`` default). Both
-actors have a state-dependent scale; it is mapped by ``exp`` in marlshare and by
-``NormalParamExtractor``'s ``biased_softplus_1.0`` in the reference (as in BenchMARL). At commit
+actors have a state-dependent scale mapped by ``biased_softplus_1.0`` (marlshare's
+``std_mapping=biased_softplus``, the reference's ``NormalParamExtractor``, as in BenchMARL); the
+marlshare side compiles its loss (the preset's ``compile: true``; the compile falls in the warm-up). At commit
 e2dfc33 marlshare's MAPPO critic appended the agent id and computed one value per agent, most of the
 gap measured then (``docs/benchmarks-training.md``); the preset now computes one value per sample.
 
@@ -431,7 +432,7 @@ def main(argv=None) -> dict:
                         help="measured iterations per phase (after one warm-up), default 3 (1 with --quick)")
     parser.add_argument("--repeats", type=int, default=1, help="independent repeats (fresh runs, seed+r), default 1")
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads for both loops (default 1, as TrainConfig.threads)")
+                        help="torch intra-op threads for both loops (default 1: a thread count both sides share)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="outputs/bench_training.json", help="JSON report path")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny settings, 1 iteration")
