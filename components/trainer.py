@@ -27,7 +27,6 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 from torchrl.collectors import Collector
-from torchrl.envs import DeviceCastTransform, RewardSum, TransformedEnv
 
 from components import checkpoint as ckpt
 from components.algorithms import actor_net, make_actor, make_critic, make_loss, make_update, ppo_settings
@@ -35,18 +34,18 @@ from components.algorithms.ppo import recurrent_env_transforms
 from components.algorithms.sequential import SEQUENTIAL
 from components.algorithms.update import compile_mode
 from components.clustering import agent_transitions
-from components.config import (ConfigError, as_train_config, auto_threads, config_to_dict, resolve_device,
-                               validate_config)
-from components.evaluation import EPISODE_REWARD, evaluate, train_return
+from components.config import ConfigError, as_train_config, auto_threads, config_to_dict, validate_config
+from components.evaluation import evaluate, train_return
 from components.interrupts import RunInterrupted, StopSignals
 from components.progress import Progress
 from components.resume import open_run
+from components.run_envs import devices, make_run_env
 from components.runs import load_network, network_kwargs
 from components.schedule import Phase, auto_switch_for, plan_phases
 from components.strategies import strategy_from_config
 from components.tracking import RunLogger
 from components.transforms import count_parameters
-from envs import GROUP, env_info, make_env
+from envs import env_info
 
 __all__ = ["ConfigError", "RunInterrupted", "Trainer", "TrainingDiverged", "as_train_config", "config_to_dict",
            "validate_config"]
@@ -73,7 +72,7 @@ class Trainer:
         self.plans = plan_phases(cfg)
         if cfg.threads != 0:  # 0: torch's default
             torch.set_num_threads(cfg.threads or auto_threads())
-        self.device, self.env_device = self._devices()
+        self.device, self.env_device = devices(cfg)
         self._compile_noticed, self.compile_times = None, {}
         self._build()
         default_dir = (f"outputs/{cfg.env.name}/{self.plans[0].strategy['name']}/"
@@ -84,38 +83,8 @@ class Trainer:
         ckpt.remove_stale_temporaries(self.run_dir / "checkpoints")
 
     # --- construction ----------------------------------------------------------------------------
-    def _devices(self):
-        """``(training device, sampling device)``: ``device`` and ``env.device`` (default: the training
-        device for VMAS, which simulates on a GPU; the CPU for the CPU simulators)."""
-        cfg = self.cfg
-        device = resolve_device(cfg.device, "device")
-        vmas = cfg.env.name.partition("/")[0] == "vmas"
-        if cfg.env.device is None:
-            return device, device if vmas else torch.device("cpu")
-        env_device = resolve_device(cfg.env.device, "env.device")
-        if env_device.type != "cpu" and not vmas:
-            raise ConfigError(f"env.device={cfg.env.device!r}: only VMAS simulates on a GPU; {cfg.env.name} "
-                              f"samples on the CPU (env.device=cpu) and its batches move to device={cfg.device}")
-        return device, env_device
-
     def _make_env(self, num_envs, seed):
-        """The env on the sampling device, with a cast to the training device when they differ (the
-        collector, the policy and the update then all work on the training device)."""
-        cfg = self.cfg.env
-        options = dict(cfg.options)
-        if cfg.max_steps is not None:
-            options.setdefault("max_steps", cfg.max_steps)
-        if self.env_device.type != "cpu":
-            options["device"] = str(self.env_device)
-        try:
-            env = make_env(cfg.name, num_envs=num_envs, seed=seed, **options)
-        except (ValueError, TypeError, AssertionError) as err:  # unknown family, task or option: a config error
-            detail = str(err) or type(err).__name__
-            raise ConfigError(f"env.name={cfg.name!r} with env.options={options}: {detail}") from None
-        env = TransformedEnv(env, RewardSum(in_keys=[(GROUP, "reward")], out_keys=[EPISODE_REWARD]))
-        if self.env_device != self.device:
-            env.append_transform(DeviceCastTransform(self.device, self.env_device))
-        return env
+        return make_run_env(self.cfg.env, num_envs, seed, self.device, self.env_device)
 
     def _recurrent(self, env):
         if self.cfg.algorithm.recurrent:  # carry the GRU state from step to step, zero at episode starts

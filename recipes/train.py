@@ -255,8 +255,8 @@ def help_text() -> str:
     lines.append(f"             algorithm {', '.join(g['algorithms'])}; task {', '.join(g['tasks'])}; "
                  f"strategy {', '.join(g['strategies'])}")
     lines += ["", "key settings (key=value; defaults shown):"]
-    for key in ("total_frames", "eval_every", "checkpoint_every", "checkpoint_keep", "seed", "threads", "run_dir",
-                "resume"):
+    for key in ("total_frames", "eval_every", "checkpoint_every", "checkpoint_keep", "seed", "threads", "device",
+                "run_dir", "resume"):
         lines.append(f"  {key:<32} {defaults[key]}")
     for prefix, cls in (("env", EnvConfig), ("algorithm", AlgorithmConfig)):
         for f in dataclasses.fields(cls):
@@ -271,7 +271,8 @@ def help_text() -> str:
             lines.append(f"  {'schedule.' + f.name:<32} {getattr(ScheduleConfig(), f.name)}")
     lines += [f"  {'schedule.phases.<i>.<key>':<32} strategy, until, auto, lr, critic_lr, clip_epsilon, "
               f"entropy_coeff, label", "",
-              "a resume continues a run as configured: resume=RUN [total_frames=N] [threads=..] [logger.progress=..]",
+              "a resume continues a run as configured: resume=RUN [total_frames=N] [threads=..] [device=..] "
+              "[logger.progress=..]",
               "every setting: components/config.py; examples: recipes/train.py, README.md"]
     return "\n".join(lines)
 

@@ -84,7 +84,7 @@ def test_auto_threads_follow_omp_num_threads_then_the_usable_cores(monkeypatch):
     assert auto_threads() == AUTO_THREADS_MAX
     before = torch.get_num_threads()
     try:
-        Trainer(tiny())  # threads=None (auto): the trainer sets what auto_threads gives
+        Trainer(tiny(threads=None))  # auto: the trainer sets what auto_threads gives
         assert torch.get_num_threads() == AUTO_THREADS_MAX
         Trainer(tiny(threads=1))
         assert torch.get_num_threads() == 1

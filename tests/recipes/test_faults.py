@@ -216,7 +216,7 @@ def test_envs_lists_families_and_shows_sizes(capfd):
 
     main(["envs", "--limit", "3"])
     out = capfd.readouterr().out
-    assert "vmas  41 tasks: asym_joint, balance, ball_passage, ..." in out and "smax  14 tasks:" in out
+    assert "vmas  41 tasks: asym_joint, balance, ball_passage, ..." in out and "smax  16 tasks:" in out  # 14 SMAX maps + the 2 LoRASA substitutes
     main(["envs", "rware", "--match", "tiny-2ag", "--limit", "1"])
     out = capfd.readouterr().out
     assert "rware/tiny-2ag" in out and "discrete 5" in out and "│      2 │" in out
