@@ -72,6 +72,10 @@ class AlgorithmConfig:
     # the k-th agent of N is clip_epsilon * (k / N * w + 1 - w)
     a2po_loop: str = "agent"
     a2po_clip_tuner: Optional[float] = None
+    # gae | gae_trace: before each agent's turn after the first, its advantage and value target are
+    # recomputed with the trace of the preceding agents' joint ratio (the code's adv: gae_trace,
+    # speedup_trace; components/algorithms/sequential.py: gae_trace)
+    a2po_advantage: str = "gae"
     # the reference code's network details (components/networks.py): LayerNorm after the input and each
     # hidden layer, orthogonal action-head init with this gain (None: nn.Linear's), std mapping exp|sigmoid
     layer_norm: bool = False
@@ -331,6 +335,7 @@ def validate_config(cfg: TrainConfig) -> None:
         _positive("algorithm.head_gain", a.head_gain)
     _choice("algorithm.std_mapping", a.std_mapping, ("exp", "sigmoid", "biased_softplus"))
     _choice("algorithm.a2po_loop", a.a2po_loop, ("agent", "ppo"))
+    _choice("algorithm.a2po_advantage", a.a2po_advantage, ("gae", "gae_trace"))
     if a.a2po_clip_tuner is not None and not 0 <= a.a2po_clip_tuner <= 1:
         raise ConfigError(f"algorithm.a2po_clip_tuner={a.a2po_clip_tuner!r} must be in [0, 1] or null")
     if not 0 <= a.others_clip < 1:

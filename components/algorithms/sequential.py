@@ -26,7 +26,10 @@ the agent loop outside the epochs and the "semi-greedy" order):
 - the critic updates in every turn, its loss taken on agent i's samples, as in the code;
 - ``a2po_clip_tuner`` (the code's ``clip_param_tuner``): the k-th of N agents clips at
   ``eps * (k / N * w + 1 - w)``; ``a2po_loop="ppo"`` (its SMAC scripts): the epochs outside the agent
-  loop, one epoch per turn, the order drawn again each epoch (there the code passes the tuner place 1).
+  loop, one epoch per turn, the order drawn again each epoch (there the code passes the tuner place 1);
+- ``a2po_advantage="gae_trace"`` (the code's ``adv: gae_trace`` with ``speedup_trace``): before each
+  turn after the first, the agent's advantage and value target come from :func:`gae_trace` with the
+  preceding agents' joint ratio at the current parameters.
 
 With SePS, A2PO gives each turn ``ceil(epochs / size of the agent's cluster)`` epochs, as the code
 does. Not reproduced from the code: its division of the shared-policy loss by the number of agents
@@ -53,6 +56,7 @@ from components.algorithms.update import PPOUpdate
 from components.layers import AGENT, CLUSTER
 
 SEQUENTIAL = ("happo", "a2po")
+A2PO_ADVANTAGES = ("gae", "gae_trace")
 A2PO_LOOPS = ("agent", "ppo")  # agents outside the epochs (the code's MaMuJoCo runs) | epochs outside (SMAC)
 VALUE, LOGP = ("agents", "state_value"), ("agents", "action_log_prob")
 
@@ -71,6 +75,31 @@ class SequentialPPOLoss(ReferencePPOLoss):
             joint = joint.exp().clamp(1.0 - clip, 1.0 + clip).log()
             log_weight = log_weight + joint  # the same factor for every agent; only agent j's is used
         return log_weight, dist, kl_approx, log_is_weight
+
+
+def gae_trace(delta: torch.Tensor, ratio: torch.Tensor, done: torch.Tensor, gamma_lambda: float) -> torch.Tensor:
+    """A2PO's GAE-trace advantage (the LoRASA code's ``adv: gae_trace`` with ``speedup_trace``), ``[E, T]``:
+
+    ``A_k = sum_{l >= k} (gamma lambda)^(l - k) c_{k,l} delta_l``, the sum cut where an episode ends
+    (``done_m`` for ``k <= m < l``), with the off-policy trace ``c_{k,k} = 1`` and
+    ``c_{k,l} = min(1, c_{k,l-1} ratio_l)``: ``ratio`` is the preceding agents' joint probability
+    ratio (current / behaviour policy). With ratios of 1 it is GAE. ``delta``: TD errors (bootstrapped
+    through truncations, not through terminations, as TorchRL's GAE), ``done``: episode ends (bool)."""
+    E, T = delta.shape
+    steps = torch.arange(T, device=delta.device)
+    trace = torch.zeros(E, T, dtype=delta.dtype, device=delta.device)  # c_{k,l} for every start k
+    decay = torch.zeros_like(trace)  # (gamma lambda)^(l - k), 0 once an episode ended between k and l
+    advantage = torch.zeros_like(trace)
+    keep = (~done).to(delta.dtype)
+    for l in range(T):
+        if l > 0:
+            trace = torch.minimum(trace * ratio[:, l:l + 1], torch.ones_like(trace))
+            decay = decay * (gamma_lambda * keep[:, l - 1:l])
+        start = (steps == l).to(delta.dtype)  # k = l starts with c = 1 and weight 1
+        trace = trace + start * (1.0 - trace)
+        decay = decay + start * (1.0 - decay)
+        advantage = advantage + decay * trace * delta[:, l:l + 1]
+    return advantage
 
 
 def agent_rows(modules, agent: int):
@@ -134,13 +163,16 @@ class SequentialUpdate(PPOUpdate):
     """``PPOUpdate`` with the actors updated agent by agent (HAPPO or A2PO); same call signature."""
 
     def __init__(self, method: str, *args, others_clip: float = 0.1, loop: str = "agent",
-                 clip_tuner: float | None = None, **kwargs):
+                 clip_tuner: float | None = None, advantage: str = "gae", **kwargs):
         if method not in SEQUENTIAL:
             raise ValueError(f"sequential method must be one of {list(SEQUENTIAL)}, got {method!r}")
         if loop not in A2PO_LOOPS:
             raise ValueError(f"algorithm.a2po_loop={loop!r}; valid: {list(A2PO_LOOPS)}")
+        if advantage not in A2PO_ADVANTAGES:
+            raise ValueError(f"algorithm.a2po_advantage={advantage!r}; valid: {list(A2PO_ADVANTAGES)}")
         super().__init__(*args, **kwargs)
         self.method, self.others_clip, self.loop, self.clip_tuner = method, others_clip, loop, clip_tuner
+        self.advantage = advantage
         self.last_order: list[int] = []
 
     # --- order ------------------------------------------------------------------------------------
@@ -197,10 +229,12 @@ class SequentialUpdate(PPOUpdate):
                         # block size) in its epoch loop: followed as it is
                         loss.clip_epsilon.copy_(self.turn_clip(clip_epsilon, 1 if epoch_loop else turn + 1, n))
                     turn_adv = advantage if factor is None else advantage * factor
-                    replace = factor is not None or flag
+                    replacements = [(adv_key, turn_adv)] if factor is not None or flag else []
+                    if self.method == "a2po" and self.advantage == "gae_trace" and turn > 0:
+                        replacements = self.traced(items, loss, agent, order[:turn], advantage, flag)
                     epochs = 1 if epoch_loop else self.turn_epochs(holder, agent)
                     skipped += self._turn(items, loss, optimiser, trainable, aux, stats, guard, agent, critic,
-                                          (adv_key, turn_adv) if replace else None, epochs)
+                                          replacements, epochs)
                     if self.method == "happo" and turn < n - 1:
                         with torch.no_grad():
                             new_logp = loss._get_cur_log_prob(items.copy())[0]
@@ -212,6 +246,31 @@ class SequentialUpdate(PPOUpdate):
             loss.clip_epsilon.copy_(clip_epsilon)
         self.last_factor = factor
         return skipped
+
+    @torch.no_grad()
+    def traced(self, items, loss, agent: int, preceding: list[int], advantage, normalise: bool):
+        """Agent ``agent``'s advantage and value target recomputed with the GAE trace of the preceding
+        agents' joint ratio at the current parameters (:func:`gae_trace`); the other agents' columns
+        are kept (only ``agent``'s enter its turn). Returns the sample replacements."""
+        shape = self.batch_shape
+        col = lambda td, key: td.get(key)[..., agent, 0].reshape(shape)  # noqa: E731  [E, T]
+        new_logp = loss._get_cur_log_prob(items.copy())[0]
+        log_ratio = (new_logp - items.get(LOGP))[..., preceding].sum(-1)
+        value, next_value = col(items, VALUE), col(items, ("next",) + VALUE)
+        reward = col(items, ("next", "agents", "reward"))
+        terminated = col(items, ("next", "agents", "terminated")).to(value.dtype)
+        done = col(items, ("next", "agents", "done")).bool()
+        gamma, lmbda = float(loss.value_estimator.gamma), float(loss.value_estimator.lmbda)
+        delta = reward + gamma * next_value * (1.0 - terminated) - value
+        traced = gae_trace(delta, log_ratio.exp().reshape(shape), done, gamma * lmbda)
+        target_key = loss.tensor_keys.value_target
+        target = items.get(target_key).clone()
+        target[..., agent, 0] = (traced + value).reshape(target.shape[:-2])
+        raw = items.get(loss.tensor_keys.advantage).clone()
+        raw[..., agent, 0] = traced.reshape(raw.shape[:-2])
+        new_advantage = (raw - raw.mean()) / raw.std().clamp_min(1e-6) if normalise else raw
+        self.last_traced = traced
+        return [(loss.tensor_keys.advantage, new_advantage), (target_key, target)]
 
     def turn_clip(self, clip_epsilon: torch.Tensor, place: int, n: int) -> torch.Tensor:
         """A2PO's clip for the agent at ``place`` (1-based) of ``n``: ``clip_epsilon`` without the tuner;
@@ -235,14 +294,14 @@ class SequentialUpdate(PPOUpdate):
         size = int((clusters == clusters[agent]).sum())
         return -(-self.epochs // size)
 
-    def _turn(self, items, loss, optimiser, trainable, aux, stats, guard, agent, critic, advantage, epochs) -> int:
+    def _turn(self, items, loss, optimiser, trainable, aux, stats, guard, agent, critic, replacements, epochs) -> int:
         skipped = 0
         for _ in range(epochs):
             for _ in range(self.steps):
                 index = self.minibatches.next()
                 sample = items[index]
-                if advantage is not None:
-                    sample.set(advantage[0], advantage[1][index])
+                for key, value in replacements:
+                    sample.set(key, value[index])
                 out = loss(sample)
                 aux_loss = torch.as_tensor(aux())
                 objective = out["loss_objective"].select(-1, agent).mean()
@@ -279,5 +338,6 @@ def make_update(algorithm, chunk: int, on_nonfinite, on_finite) -> PPOUpdate:
     args = (a.frames_per_batch, a.minibatch_size, a.epochs, a.max_grad_norm, chunk)
     if a.name in SEQUENTIAL:
         return SequentialUpdate(a.name, *args, others_clip=a.others_clip, loop=a.a2po_loop,
-                                clip_tuner=a.a2po_clip_tuner, on_nonfinite=on_nonfinite, on_finite=on_finite)
+                                clip_tuner=a.a2po_clip_tuner, advantage=a.a2po_advantage,
+                                on_nonfinite=on_nonfinite, on_finite=on_finite)
     return PPOUpdate(*args, on_nonfinite=on_nonfinite, on_finite=on_finite)

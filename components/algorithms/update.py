@@ -140,6 +140,7 @@ class PPOUpdate:
         else:
             items = batch.reshape(-1)
         self.minibatches.reset(items.shape[0])
+        self.batch_shape = batch.shape  # [E, T]: the time layout of the rows of ``items``
         stats: dict[str, list] = {k: [] for k in STATS}
         holder.sequence_mode = self.chunk > 1
         try:

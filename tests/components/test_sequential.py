@@ -239,6 +239,49 @@ def test_a2po_epoch_loop_runs_every_agent_once_per_epoch_in_a_fresh_order(monkey
     turns, orders = _turns("agent", None, monkeypatch, epochs=3)
     assert len(orders) == 1 and all(t[2] == 3 for t in turns)
 
+
+def test_gae_trace_is_gae_with_unit_ratios_and_caps_the_trace_at_one():
+    from components.algorithms.sequential import gae_trace
+
+    torch.manual_seed(0)
+    delta, done = torch.randn(3, 7), torch.zeros(3, 7, dtype=torch.bool)
+    done[0, 2] = done[2, 5] = True
+    gae, running = torch.zeros(3, 7), torch.zeros(3)
+    for t in reversed(range(7)):
+        running = delta[:, t] + 0.9 * (~done[:, t]).float() * running
+        gae[:, t] = running
+    torch.testing.assert_close(gae_trace(delta, torch.ones(3, 7), done, 0.9), gae)
+    ratio = torch.tensor([[1.0, 0.5, 2.0, 0.5, 3.0]])  # c from k = 0: 1, .5, min(1, 1) = 1, .5, min(1, 1.5) = 1
+    got = gae_trace(torch.ones(1, 5), ratio, torch.zeros(1, 5, dtype=torch.bool), 0.9)
+    assert got[0, 0].item() == pytest.approx(sum(0.9 ** l * c for l, c in enumerate([1, 0.5, 1, 0.5, 1])))
+    assert got[0, 3].item() == pytest.approx(1 + 0.9 * 1.0)  # from k = 3: c = 1, min(1, 3) = 1
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_a2po_gae_trace_recomputes_each_later_agents_advantage_and_target(monkeypatch, recurrent):
+    """Turn 0 learns from GAE; every later turn from the trace of the agents before it. With the turns
+    made no-ops the policy stays the behaviour policy (ratios 1): GAE comes back, column for column
+    (also for a GRU actor, whose rows are chunks of the [envs, time] batch)."""
+    extra = {"algorithm.recurrent": True, "algorithm.chunk_length": 5} if recurrent else {}
+    trainer = Trainer(tiny(**{"algorithm.name": "a2po", "algorithm.a2po_advantage": "gae_trace",
+                              "strategy": {"name": "nps"}, "env.options": {"n_agents": 3}, **extra}),
+                      run_dir=tempfile.mkdtemp())
+    update, seen = trainer.update, []
+    monkeypatch.setattr(update, "_turn", lambda items, loss, *rest: seen.append(
+        (rest[5], {k: v.clone() for k, v in rest[7]}, items.get("advantage").clone())) or 0)
+    batch = rollout(trainer)
+    update(batch, trainer.loss, trainer.optimiser, trainer.trainable, lambda: 0.0, actor_net(trainer.actor))
+    assert seen[0][1] == {}  # the first agent: GAE as computed
+    for agent, replaced, gae in seen[1:]:
+        assert set(replaced) == {"advantage", "value_target"}
+        torch.testing.assert_close(replaced["advantage"][..., agent, 0], gae[..., agent, 0], rtol=1e-4, atol=1e-4)
+        others = [j for j in range(3) if j != agent]
+        assert torch.equal(replaced["advantage"][..., others, :], gae[..., others, :])
+    monkeypatch.setattr("components.algorithms.sequential.gae_trace", lambda d, r, done, gl: d * 0 + 7.0)
+    seen.clear()
+    update(rollout(trainer), trainer.loss, trainer.optimiser, trainer.trainable, lambda: 0.0, actor_net(trainer.actor))
+    assert all((replaced["advantage"][..., agent, 0] == 7.0).all() for agent, replaced, _ in seen[1:])
+
 STRATEGIES = {
     "ps": {"strategy": {"name": "ps"}},
     "nps": {"strategy": {"name": "nps"}},
