@@ -76,6 +76,7 @@ class AlgorithmConfig:
     # recomputed with the trace of the preceding agents' joint ratio (the code's adv: gae_trace,
     # speedup_trace; components/algorithms/sequential.py: gae_trace)
     a2po_advantage: str = "gae"
+    a2po_two_stage: bool = False  # with gae_trace: a critic-only pass before each epoch (use_two_stage)
     # the reference code's network details (components/networks.py): LayerNorm after the input and each
     # hidden layer, orthogonal action-head init with this gain (None: nn.Linear's), std mapping exp|sigmoid
     layer_norm: bool = False

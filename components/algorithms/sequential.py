@@ -29,7 +29,8 @@ the agent loop outside the epochs and the "semi-greedy" order):
   loop, one epoch per turn, the order drawn again each epoch (there the code passes the tuner place 1);
 - ``a2po_advantage="gae_trace"`` (the code's ``adv: gae_trace`` with ``speedup_trace``): before each
   turn after the first, the agent's advantage and value target come from :func:`gae_trace` with the
-  preceding agents' joint ratio at the current parameters.
+  preceding agents' joint ratio at the current parameters; with ``a2po_two_stage`` each epoch first
+  runs a critic-only pass (the code's ``use_two_stage``).
 
 With SePS, A2PO gives each turn ``ceil(epochs / size of the agent's cluster)`` epochs, as the code
 does. Not reproduced from the code: its division of the shared-policy loss by the number of agents
@@ -163,7 +164,7 @@ class SequentialUpdate(PPOUpdate):
     """``PPOUpdate`` with the actors updated agent by agent (HAPPO or A2PO); same call signature."""
 
     def __init__(self, method: str, *args, others_clip: float = 0.1, loop: str = "agent",
-                 clip_tuner: float | None = None, advantage: str = "gae", **kwargs):
+                 clip_tuner: float | None = None, advantage: str = "gae", two_stage: bool = False, **kwargs):
         if method not in SEQUENTIAL:
             raise ValueError(f"sequential method must be one of {list(SEQUENTIAL)}, got {method!r}")
         if loop not in A2PO_LOOPS:
@@ -172,7 +173,7 @@ class SequentialUpdate(PPOUpdate):
             raise ValueError(f"algorithm.a2po_advantage={advantage!r}; valid: {list(A2PO_ADVANTAGES)}")
         super().__init__(*args, **kwargs)
         self.method, self.others_clip, self.loop, self.clip_tuner = method, others_clip, loop, clip_tuner
-        self.advantage = advantage
+        self.advantage, self.two_stage = advantage, two_stage
         self.last_order: list[int] = []
 
     # --- order ------------------------------------------------------------------------------------
@@ -296,7 +297,12 @@ class SequentialUpdate(PPOUpdate):
 
     def _turn(self, items, loss, optimiser, trainable, aux, stats, guard, agent, critic, replacements, epochs) -> int:
         skipped = 0
+        # A2PO with the GAE trace and two stages (the code's use_two_stage): every epoch first runs a
+        # pass that trains only the critic, on the traced targets, then the usual pass
+        critic_first = self.method == "a2po" and self.advantage == "gae_trace" and self.two_stage and critic
         for _ in range(epochs):
+            if critic_first:
+                skipped += self._critic_pass(items, loss, optimiser, trainable, guard, agent, replacements)
             for _ in range(self.steps):
                 index = self.minibatches.next()
                 sample = items[index]
@@ -329,6 +335,21 @@ class SequentialUpdate(PPOUpdate):
                 stats["grad_norm"].append(grad_norm)
         return skipped
 
+    def _critic_pass(self, items, loss, optimiser, trainable, guard, agent, replacements) -> int:
+        """One pass over the minibatches stepping only on agent ``agent``'s value loss (the actor gets
+        no gradient, so Adam leaves it where it is); not in the logged statistics, as in the code."""
+        skipped = 0
+        for _ in range(self.steps):
+            index = self.minibatches.next()
+            sample = items[index]
+            for key, value in replacements:
+                sample.set(key, value[index])
+            critic_loss = loss.loss_critic(sample)[0]  # [*rows, N, 1], critic_coeff included
+            critic_loss = critic_loss.squeeze(-1).select(-1, agent).mean()
+            if self.apply(critic_loss, optimiser, trainable, guard.mask_gradients, guard.step) is None:
+                skipped += 1
+        return skipped
+
 
 def make_update(algorithm, chunk: int, on_nonfinite, on_finite) -> PPOUpdate:
     """The update of ``algorithm`` (an :class:`~components.config.AlgorithmConfig`): ``PPOUpdate`` for
@@ -339,5 +360,6 @@ def make_update(algorithm, chunk: int, on_nonfinite, on_finite) -> PPOUpdate:
     if a.name in SEQUENTIAL:
         return SequentialUpdate(a.name, *args, others_clip=a.others_clip, loop=a.a2po_loop,
                                 clip_tuner=a.a2po_clip_tuner, advantage=a.a2po_advantage,
+                                two_stage=a.a2po_two_stage,
                                 on_nonfinite=on_nonfinite, on_finite=on_finite)
     return PPOUpdate(*args, on_nonfinite=on_nonfinite, on_finite=on_finite)

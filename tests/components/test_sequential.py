@@ -282,6 +282,32 @@ def test_a2po_gae_trace_recomputes_each_later_agents_advantage_and_target(monkey
     update(rollout(trainer), trainer.loss, trainer.optimiser, trainer.trainable, lambda: 0.0, actor_net(trainer.actor))
     assert all((replaced["advantage"][..., agent, 0] == 7.0).all() for agent, replaced, _ in seen[1:])
 
+
+def test_a2po_two_stage_runs_a_critic_only_pass_before_each_epoch(monkeypatch):
+    trainer = Trainer(tiny(**{"algorithm.name": "a2po", "algorithm.a2po_advantage": "gae_trace",
+                              "algorithm.a2po_two_stage": True, "algorithm.epochs": 2, "strategy": {"name": "nps"},
+                              "env.options": {"n_agents": 2}}), run_dir=tempfile.mkdtemp())
+    update, calls, actor = trainer.update, [], actor_net(trainer.actor)
+    critic_pass = update._critic_pass
+    critic_params = list(trainer.critic.parameters())
+
+    def spy(*args):  # the critic-only pass moves the critic and leaves the actor where it is
+        actor_before = [p.detach().clone() for p in actor.parameters()]
+        critic_before = [p.detach().clone() for p in critic_params]
+        skipped = critic_pass(*args)
+        assert all(torch.equal(a, b) for a, b in zip(actor_before, actor.parameters()))
+        assert not all(torch.equal(a, b) for a, b in zip(critic_before, critic_params))
+        calls.append("critic")
+        return skipped
+
+    monkeypatch.setattr(update, "_critic_pass", spy)
+    update(rollout(trainer), trainer.loss, trainer.optimiser, trainer.trainable, lambda: 0.0, actor)
+    assert calls == ["critic"] * 4  # 2 agents x 2 epochs
+    trainer.update.two_stage = False
+    calls.clear()
+    update(rollout(trainer), trainer.loss, trainer.optimiser, trainer.trainable, lambda: 0.0, actor)
+    assert calls == []
+
 STRATEGIES = {
     "ps": {"strategy": {"name": "ps"}},
     "nps": {"strategy": {"name": "nps"}},
