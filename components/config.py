@@ -289,7 +289,9 @@ def validate_config(cfg: TrainConfig) -> None:
     """Raise one clear ConfigError for the first invalid setting (names the value and the choices).
     Checks that need the env (agent counts, cluster list lengths) run when the env is built."""
     from components.algorithms.ppo import ACTION_DISTS, ALGORITHMS, CRITIC_SHARING
+    from components.algorithms.sequential import A2PO_ADVANTAGES, A2PO_LOOPS
     from components.algorithms.update import COMPILE_CHOICES
+    from components.networks import STD_MAPPINGS
     from components.schedule import plan_phases
 
     a = cfg.algorithm
@@ -334,9 +336,9 @@ def validate_config(cfg: TrainConfig) -> None:
         _positive("algorithm.huber_delta", a.huber_delta)
     if a.head_gain is not None:
         _positive("algorithm.head_gain", a.head_gain)
-    _choice("algorithm.std_mapping", a.std_mapping, ("exp", "sigmoid", "biased_softplus"))
-    _choice("algorithm.a2po_loop", a.a2po_loop, ("agent", "ppo"))
-    _choice("algorithm.a2po_advantage", a.a2po_advantage, ("gae", "gae_trace"))
+    _choice("algorithm.std_mapping", a.std_mapping, STD_MAPPINGS)
+    _choice("algorithm.a2po_loop", a.a2po_loop, A2PO_LOOPS)
+    _choice("algorithm.a2po_advantage", a.a2po_advantage, A2PO_ADVANTAGES)
     if a.a2po_clip_tuner is not None and not 0 <= a.a2po_clip_tuner <= 1:
         raise ConfigError(f"algorithm.a2po_clip_tuner={a.a2po_clip_tuner!r} must be in [0, 1] or null")
     if not 0 <= a.others_clip < 1:

@@ -138,6 +138,8 @@ class Trainer:
         self.actor = make_actor(net.to(self.device), self.info, a.action_dist, device=self.device)
         self.critic = make_critic(self.info, a.name, a.critic_sharing, tuple(a.critic_hidden), a.activation,
                                   agent_id=a.critic_agent_id, value_norm=a.value_norm).to(self.device)
+        chunk = a.chunk_length if a.recurrent else 1
+        self.update = make_update(a, chunk, on_nonfinite=self._nonfinite, on_finite=self._finite)
         if self.resume_state is not None:
             self.critic.load_state_dict(self.resume_state["critic"])
             self.entered = True
@@ -145,10 +147,6 @@ class Trainer:
             self.optimiser.load_state_dict(self.resume_state["optimiser"])
         elif not self.strategies[0].needs_fit():
             self._finish_entering(net)
-        chunk = a.chunk_length if a.recurrent else 1
-        self.update = make_update(a, chunk, on_nonfinite=self._nonfinite, on_finite=self._finite)
-        if self.entered and a.name not in SEQUENTIAL:
-            self.update.compile = compile_mode(a.compile, self.device, self._phase_steps())
 
     # --- phases ------------------------------------------------------------------------------------
     @property
@@ -221,7 +219,7 @@ class Trainer:
                                           eps=a.adam_eps, foreach=True)
         strategy = self.strategy
         self.aux = lambda: strategy.aux_loss(net)  # one callable per phase: compiled once with the loss
-        if hasattr(self, "update") and a.name not in SEQUENTIAL:
+        if a.name not in SEQUENTIAL:  # the sequential updates stay eager
             self.update.compile = compile_mode(a.compile, self.device, self._phase_steps())
 
     def _phase_steps(self) -> int:

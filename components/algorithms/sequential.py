@@ -304,11 +304,7 @@ class SequentialUpdate(PPOUpdate):
             if critic_first:
                 skipped += self._critic_pass(items, loss, optimiser, trainable, guard, agent, replacements)
             for _ in range(self.steps):
-                index = self.minibatches.next()
-                sample = items[index]
-                for key, value in replacements:
-                    sample.set(key, value[index])
-                out = loss(sample)
+                out = loss(self._minibatch(items, replacements))
                 aux_loss = torch.as_tensor(aux())
                 objective = out["loss_objective"].select(-1, agent).mean()
                 total = objective
@@ -335,16 +331,21 @@ class SequentialUpdate(PPOUpdate):
                 stats["grad_norm"].append(grad_norm)
         return skipped
 
+    def _minibatch(self, items, replacements):
+        """The next minibatch of ``items``, with the turn's ``(key, tensor)`` replacements (HAPPO's
+        corrected advantage, A2PO's traced advantage and target) taken at the same rows."""
+        index = self.minibatches.next()
+        sample = items[index]
+        for key, value in replacements:
+            sample.set(key, value[index])
+        return sample
+
     def _critic_pass(self, items, loss, optimiser, trainable, guard, agent, replacements) -> int:
         """One pass over the minibatches stepping only on agent ``agent``'s value loss (the actor gets
         no gradient, so Adam leaves it where it is); not in the logged statistics, as in the code."""
         skipped = 0
         for _ in range(self.steps):
-            index = self.minibatches.next()
-            sample = items[index]
-            for key, value in replacements:
-                sample.set(key, value[index])
-            critic_loss = loss.loss_critic(sample)[0]  # [*rows, N, 1], critic_coeff included
+            critic_loss = loss.loss_critic(self._minibatch(items, replacements))[0]  # [*rows, N, 1], critic_coeff included
             critic_loss = critic_loss.squeeze(-1).select(-1, agent).mean()
             if self.apply(critic_loss, optimiser, trainable, guard.mask_gradients, guard.step) is None:
                 skipped += 1

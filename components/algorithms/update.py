@@ -110,7 +110,7 @@ class PPOUpdate:
         self.minibatches = Minibatches(minibatch_size // chunk)
         self.compile = compile
         self.compile_s = None  # seconds of the first call of the latest compiled objective
-        self._objective_for = (None, None, None)  # (loss, aux, objective): rebuilt when the loss changes
+        self._objective_for = (None, None)  # (loss, objective): rebuilt when the loss changes
 
     def objective(self, loss, aux):
         """The (compiled) objective of ``loss``; one per loss object, so one compile per phase."""
@@ -118,8 +118,8 @@ class PPOUpdate:
             fn = _objective(loss, aux)
             if self.compile is not None:
                 fn = torch.compile(fn, mode=self.compile, dynamic=False)
-            self._objective_for, self.compile_s = (loss, aux, fn), None
-        return self._objective_for[2]
+            self._objective_for, self.compile_s = (loss, fn), None
+        return self._objective_for[1]
 
     def evaluate(self, objective, sample):
         """``objective(sample)``, timing the first call of a compiled one (that call compiles)."""
