@@ -72,7 +72,7 @@ def copies(trainer):
     loss = make_loss(actor, critic, ppo_settings(a, trainer.plan))
     net = actor_net(actor).net
     params = trainer.strategy.trainable(net) + [p for p in critic.parameters() if p.requires_grad]
-    optimiser = torch.optim.Adam(params, lr=a.lr, eps=a.adam_eps, foreach=True)
+    optimiser = torch.optim.Adam(params, lr=a.lr, eps=a.adam_eps, fused=True)
     strategy = trainer.strategy
     return loss, optimiser, params, (lambda: strategy.aux_loss(net))
 
@@ -86,7 +86,7 @@ def run(name: str, repeats: int, threads: int, quick: bool) -> dict:
     mb = a.minibatch_size
     generator = torch.Generator().manual_seed(0)
     perm = torch.randperm(items.shape[0], generator=generator)
-    samples = [items[perm[i * mb:(i + 1) * mb]] for i in range(items.shape[0] // mb)]
+    minibatches = [perm[i * mb:(i + 1) * mb] for i in range(items.shape[0] // mb)]  # row indices
     sides = {}
     for mode in ("eager", "compiled"):
         update = PPOUpdate(a.frames_per_batch, mb, 1, a.max_grad_norm, 1, on_nonfinite=print, on_finite=lambda: None,
@@ -95,27 +95,27 @@ def run(name: str, repeats: int, threads: int, quick: bool) -> dict:
         objective = update.objective(loss, aux)
         sides[mode] = (update, objective, optimiser, params, loss)
 
-    def step(mode, sample):
+    def step(mode, index):
         update, objective, optimiser, params, _ = sides[mode]
-        total, _, _ = update.evaluate(objective, sample)
+        total, _, _ = update.evaluate(objective, items, index)
         update.apply(total, optimiser, params)
 
-    step("eager", samples[0])  # first: an eager step registers the types TorchRL checks (a compile guard)
+    step("eager", minibatches[0])  # first: an eager step registers the types TorchRL checks (a compile guard)
     start = time.perf_counter()
-    step("compiled", samples[0])
+    step("compiled", minibatches[0])
     compile_s = time.perf_counter() - start
     times = {"eager": [], "compiled": []}
     for _ in range(repeats):
         for mode in ("eager", "compiled"):
             start = time.perf_counter()
-            for sample in samples:
-                step(mode, sample)
-            times[mode].append((time.perf_counter() - start) / len(samples) * 1e3)
+            for index in minibatches:
+                step(mode, index)
+            times[mode].append((time.perf_counter() - start) / len(minibatches) * 1e3)
     with torch.no_grad():  # both copies took the same steps: how far apart are they now?
-        values = [float(sides[m][4](samples[0])["loss_objective"]) for m in ("eager", "compiled")]
+        values = [float(sides[m][4](items[minibatches[0]])["loss_objective"]) for m in ("eager", "compiled")]
     eager, compiled = statistics.median(times["eager"]), statistics.median(times["compiled"])
     return {"setting": name, "overrides": SETTINGS[name], "threads": threads, "minibatch": mb,
-            "minibatches": len(samples), "repeats": repeats, "eager_ms": eager, "compiled_ms": compiled,
+            "minibatches": len(minibatches), "repeats": repeats, "eager_ms": eager, "compiled_ms": compiled,
             "speedup": eager / compiled, "compile_s": compile_s, "loss_after_eager": values[0],
             "loss_after_compiled": values[1], "eager_ms_all": times["eager"], "compiled_ms_all": times["compiled"]}
 

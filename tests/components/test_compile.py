@@ -57,16 +57,35 @@ def test_the_trainer_sets_the_mode_from_the_phase_length(tmp_path, monkeypatch):
 def test_compile_once_per_phase_and_the_time_is_reported(tmp_path, monkeypatch):
     compiled = []
 
-    def fake_compile(fn, mode=None, dynamic=None):  # records the compile; runs eagerly
-        compiled.append(mode)
+    def fake_compile(fn, dynamic=None, **how):  # records the compile; runs eagerly
+        compiled.append(how)
         return fn
 
     monkeypatch.setattr(update_module.torch, "compile", fake_compile)
     schedule = ScheduleConfig(name="two_phase", phases=[PhaseConfig(until=2 * ITER), PhaseConfig(strategy={"name": "ps_lora"})])
     trainer = Trainer(tiny(schedule=schedule, **{"algorithm.compile": "true"}), run_dir=tmp_path)
     summary = trainer.run()
-    assert compiled == ["default", "default"]  # 4 iterations, 2 phases: one compile each
+    cpu = {"options": {"cpp.use_decompose_tanh": True}}  # inductor's C++ kernels, tanh through exp
+    assert compiled == [cpu, cpu]  # 4 iterations, 2 phases: one compile each
     assert set(summary["compile_s"]) == {"pretrain", "finetune"}
+
+
+def test_every_call_of_a_compiled_objective_runs_with_views_recomputed():
+    """The partitioner setting that keeps ReLU's boolean masks out of the saved tensors (their
+    store is the slow path of inductor's CPU kernels) must hold whenever a compile can happen: at
+    the first call and at any later one (a guard failure recompiles)."""
+    import torch._functorch.config as functorch_config
+
+    seen = []
+    update = PPOUpdate(10, 10, 1, 1.0, 1, on_nonfinite=None, on_finite=lambda: None, compile="default")
+    objective = lambda items, index: seen.append(functorch_config.recompute_views) or items[index]  # noqa: E731
+    for _ in range(3):
+        update.evaluate(objective, torch.arange(5), torch.tensor([1, 3]))
+    assert seen == [True, True, True] and functorch_config.recompute_views is False  # restored after
+    assert update.compile_s is not None  # the first call is timed (it compiles)
+    eager = PPOUpdate(10, 10, 1, 1.0, 1, on_nonfinite=None, on_finite=lambda: None)
+    eager.evaluate(objective, torch.arange(5), torch.tensor([1, 3]))
+    assert seen[-1] is False and eager.compile_s is None
 
 
 def test_compiled_and_eager_updates_agree(tmp_path):
