@@ -332,7 +332,7 @@ def make_loss(actor, critic, settings: PPOSettings) -> ClipPPOLoss:
         clip_value = None if clip_value is None else clip_value / d
     loss = cls(actor, critic, clip_epsilon=settings.clip_epsilon, entropy_coeff=settings.entropy_coeff,
                critic_coeff=coeff, loss_critic_type=critic_type, clip_value=clip_value,
-               normalize_advantage=settings.normalize_advantage, **extra)
+               normalize_advantage=settings.normalize_advantage, functional=False, **extra)
     if isinstance(loss, ReferencePPOLoss):
         loss.input_scale = None if settings.huber_delta is None else 1.0 / float(settings.huber_delta)
     loss.set_keys(reward=(GROUP, "reward"), action=ACTION, sample_log_prob=LOGP, value=VALUE,
