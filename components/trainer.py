@@ -205,8 +205,9 @@ class Trainer:
         self._build_optimiser()
 
     def _build_optimiser(self):
-        """The phase's loss, optimiser (Adam over the parameters that train in it, foreach: the same
-        numbers as the per-tensor loop, fewer kernel calls), auxiliary loss and compile mode."""
+        """The phase's loss, optimiser (Adam over the parameters that train in it; ``fused``: one kernel
+        per parameter, 2-3x faster than ``foreach`` on a CPU at these sizes and equal to it within
+        1e-8 after 10 steps, tools/bench_update), auxiliary loss and compile mode."""
         a, plan = self.cfg.algorithm, self.plan
         pick = lambda value, default: default if value is None else value  # noqa: E731
         self.loss = make_loss(self.actor, self.critic, ppo_settings(a, plan))
@@ -216,7 +217,7 @@ class Trainer:
         self.trainable = (actor_params, critic_params) if a.clip_grad_per_network else actor_params + critic_params
         self.optimiser = torch.optim.Adam([{"params": actor_params, "lr": pick(plan.lr, a.lr)},
                                            {"params": critic_params, "lr": pick(plan.critic_lr, a.lr)}],
-                                          eps=a.adam_eps, foreach=True)
+                                          eps=a.adam_eps, fused=True)
         strategy = self.strategy
         self.aux = lambda: strategy.aux_loss(net)  # one callable per phase: compiled once with the loss
         if a.name not in SEQUENTIAL:  # the sequential updates stay eager
