@@ -221,7 +221,7 @@ class Trainer:
         strategy = self.strategy
         self.aux = lambda: strategy.aux_loss(net)  # one callable per phase: compiled once with the loss
         if a.name not in SEQUENTIAL:  # the sequential updates stay eager
-            self.update.compile = compile_mode(a.compile, self.device, self._phase_steps())
+            self.update.compile = compile_mode(a.compile, self.device, self._phase_steps(), a.recurrent)
 
     def _phase_steps(self) -> int:
         """Gradient steps left in the current phase (to its ``until``, or the run's end)."""

@@ -26,13 +26,15 @@ import torch
 
 from tools.reports import write_json
 
-# name -> (recipe overrides, phase): the default recipe's PS phase and its PS+LoRA phase, and
-# BenchMARL's default MAPPO setting (tools/bench_peer.py)
+# name -> recipe overrides: the default recipe's PS phase and its PS+LoRA phase, BenchMARL's default
+# MAPPO setting (tools/bench_peer.py), and the LoRASA MaMuJoCo preset's GRU actor (chunks of 10 steps,
+# one minibatch of the whole 4000-frame batch)
 SETTINGS = {
     "make_run": ["env=vmas/navigation"],
     "make_run_lora": ["env=vmas/navigation", "schedule.switch_at=6000"],
     "benchmarl": ["env=vmas/balance", "algorithm=benchmarl", "env.num_envs=10", "env.options.n_agents=4",
                   "strategy.append_id=false"],
+    "lorasa_gru": ["env=mamujoco/halfcheetah-2x3", "algorithm=lorasa_mamujoco", "schedule=single"],
 }
 QUICK = ["algorithm.frames_per_batch=600", "env.num_envs=6", "algorithm.minibatch_size=200",
          "algorithm.actor_hidden=[16,16]", "algorithm.critic_hidden=[16,16]"]
@@ -60,7 +62,11 @@ def build(name: str, threads: int, quick: bool):
     loss = trainer.loss
     with torch.no_grad():
         loss.value_estimator(batch, params=loss.critic_network_params, target_params=loss.target_critic_network_params)
-    return trainer, batch.reshape(-1), actor_net(trainer.actor)
+    chunk = trainer.cfg.algorithm.chunk_length if trainer.cfg.algorithm.recurrent else 1
+    holder = actor_net(trainer.actor)
+    holder.sequence_mode = chunk > 1  # as PPOUpdate runs a recurrent actor: chunks [E T / L, L]
+    items = batch.reshape(batch.shape[0], -1, chunk).reshape(-1, chunk) if chunk > 1 else batch.reshape(-1)
+    return trainer, items, holder
 
 
 def copies(trainer):
@@ -83,13 +89,15 @@ def run(name: str, repeats: int, threads: int, quick: bool) -> dict:
     torch.set_num_threads(threads)
     trainer, items, _ = build(name, threads, quick)
     a = trainer.cfg.algorithm
-    mb = a.minibatch_size
+    chunk = items.shape[1] if items.batch_dims > 1 else 1
+    mb = a.minibatch_size // chunk  # rows of items: steps, or chunks of steps
     generator = torch.Generator().manual_seed(0)
     perm = torch.randperm(items.shape[0], generator=generator)
     minibatches = [perm[i * mb:(i + 1) * mb] for i in range(items.shape[0] // mb)]  # row indices
     sides = {}
     for mode in ("eager", "compiled"):
-        update = PPOUpdate(a.frames_per_batch, mb, 1, a.max_grad_norm, 1, on_nonfinite=print, on_finite=lambda: None,
+        update = PPOUpdate(a.frames_per_batch, a.minibatch_size, 1, a.max_grad_norm, chunk, on_nonfinite=print,
+                           on_finite=lambda: None,
                            compile="default" if mode == "compiled" else None)
         loss, optimiser, params, aux = copies(trainer)
         objective = update.objective(loss, aux)
@@ -114,7 +122,7 @@ def run(name: str, repeats: int, threads: int, quick: bool) -> dict:
     with torch.no_grad():  # both copies took the same steps: how far apart are they now?
         values = [float(sides[m][4](items[minibatches[0]])["loss_objective"]) for m in ("eager", "compiled")]
     eager, compiled = statistics.median(times["eager"]), statistics.median(times["compiled"])
-    return {"setting": name, "overrides": SETTINGS[name], "threads": threads, "minibatch": mb,
+    return {"setting": name, "overrides": SETTINGS[name], "threads": threads, "minibatch": a.minibatch_size,
             "minibatches": len(minibatches), "repeats": repeats, "eager_ms": eager, "compiled_ms": compiled,
             "speedup": eager / compiled, "compile_s": compile_s, "loss_after_eager": values[0],
             "loss_after_compiled": values[1], "eager_ms_all": times["eager"], "compiled_ms_all": times["compiled"]}

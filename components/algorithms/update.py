@@ -30,12 +30,13 @@ from components.algorithms.ppo import expand_done
 STATS = ("loss_objective", "loss_critic", "loss_entropy", "loss_aux", "entropy", "kl_approx", "clip_fraction",
          "grad_norm")
 COMPILE_CHOICES = ("auto", "true", "false")
-# ``compile=auto`` compiles on a GPU, where CUDA graphs remove the launch overhead of many small
-# kernels, a phase that takes at least this many gradient steps (the compile takes tens of seconds).
-# On a CPU it stays eager: at the 64-wide networks of the default recipes the inductor kernels were
-# not faster (docs/benchmarks.md, tools/bench_update); presets with wide networks where they are
-# (``algorithm=benchmarl``) set ``compile: true``.
-AUTO_COMPILE_MIN_STEPS = 3000
+# ``compile=auto`` compiles a phase that takes at least this many gradient steps: on a GPU, where CUDA
+# graphs remove the launch overhead of many small kernels, from 3000 steps (the compile takes tens of
+# seconds); on a CPU from 10000 steps and for feed-forward actors only. There a compiled step of the
+# default recipe's networks saves about 2.4 ms (2x, tools/bench_update) against a first compile of
+# 5-14 s, so it pays from about 5000 steps; a GRU actor's compiled step was slower than the eager one
+# (0.92x at the LoRASA MaMuJoCo preset, after a 54 s compile) and stays eager on a CPU.
+AUTO_COMPILE_MIN_STEPS = {"cuda": 3000, "cpu": 10000}
 
 
 def _partitioner_settings():
@@ -79,15 +80,17 @@ class Minibatches:
         return index
 
 
-def compile_mode(setting, device, steps_in_phase: int) -> str | None:
-    """The ``torch.compile`` mode for a phase, or None for eager. ``setting``: ``auto`` (compile on a
-    GPU when the phase takes at least :data:`AUTO_COMPILE_MIN_STEPS` gradient steps), ``true`` or
-    ``false``. CUDA uses ``reduce-overhead`` (CUDA graphs), the CPU inductor's default mode."""
+def compile_mode(setting, device, steps_in_phase: int, recurrent: bool = False) -> str | None:
+    """The ``torch.compile`` mode for a phase, or None for eager. ``setting``: ``auto`` (compile when
+    the phase takes at least :data:`AUTO_COMPILE_MIN_STEPS` gradient steps on its device type; on a
+    CPU not for a ``recurrent`` actor), ``true`` or ``false``. CUDA uses ``reduce-overhead`` (CUDA
+    graphs), the CPU inductor's default mode."""
     setting = str(setting).lower()
     if setting not in COMPILE_CHOICES:
         raise ValueError(f"algorithm.compile={setting!r}; valid: {list(COMPILE_CHOICES)}")
     cuda = torch.device(device).type == "cuda"
-    on = setting == "true" or (setting == "auto" and cuda and steps_in_phase >= AUTO_COMPILE_MIN_STEPS)
+    long_enough = steps_in_phase >= AUTO_COMPILE_MIN_STEPS["cuda" if cuda else "cpu"]
+    on = setting == "true" or (setting == "auto" and long_enough and (cuda or not recurrent))
     if not on:
         return None
     return "reduce-overhead" if cuda else "default"

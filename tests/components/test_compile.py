@@ -32,10 +32,15 @@ def test_minibatches_draw_exactly_what_torchrl_sampler_draws():
     assert torch.equal(torch.rand(3), after_expected)  # the global generator is where the sampler left it
 
 
-def test_auto_compiles_long_gpu_phases_only_and_reduce_overhead_on_cuda():
-    assert compile_mode("auto", "cuda", AUTO_COMPILE_MIN_STEPS - 1) is None
-    assert compile_mode("AUTO", "cuda", AUTO_COMPILE_MIN_STEPS) == "reduce-overhead"
-    assert compile_mode("auto", "cpu", 10**9) is None  # eager on a CPU unless asked for
+def test_auto_compiles_long_phases_feed_forward_only_on_a_cpu_and_reduce_overhead_on_cuda():
+    gpu, cpu = AUTO_COMPILE_MIN_STEPS["cuda"], AUTO_COMPILE_MIN_STEPS["cpu"]
+    assert compile_mode("auto", "cuda", gpu - 1) is None
+    assert compile_mode("AUTO", "cuda", gpu) == "reduce-overhead"
+    assert compile_mode("auto", "cuda", gpu, recurrent=True) == "reduce-overhead"
+    assert compile_mode("auto", "cpu", gpu) is None and compile_mode("auto", "cpu", cpu - 1) is None
+    assert compile_mode("auto", "cpu", cpu) == "default"
+    assert compile_mode("auto", "cpu", 10**9, recurrent=True) is None  # a GRU's compiled step was slower
+    assert compile_mode("true", "cpu", 1, recurrent=True) == "default"  # asked for: compiled
     assert compile_mode(True, "cpu", 1) == "default" and compile_mode("false", "cuda", 10**9) is None
     with pytest.raises(ValueError, match=r"algorithm.compile='sometimes'; valid: \['auto', 'true', 'false'\]"):
         compile_mode("sometimes", "cpu", 1)
@@ -45,11 +50,12 @@ def test_auto_compiles_long_gpu_phases_only_and_reduce_overhead_on_cuda():
 
 def test_the_trainer_sets_the_mode_from_the_phase_length(tmp_path, monkeypatch):
     steps_per_iteration = 2 * (ITER // 80)  # epochs x minibatches
-    iterations = -(-AUTO_COMPILE_MIN_STEPS // steps_per_iteration)
+    iterations = -(-AUTO_COMPILE_MIN_STEPS["cpu"] // steps_per_iteration)
     seen = []
-    monkeypatch.setattr("components.trainer.compile_mode", lambda s, d, steps: seen.append(steps) or f"{s}:{steps}")
+    monkeypatch.setattr("components.trainer.compile_mode",
+                        lambda s, d, steps, recurrent: seen.append(steps) or f"{s}:{steps}:{recurrent}")
     long = Trainer(tiny(total_frames=iterations * ITER), run_dir=tmp_path / "long")
-    assert long.update.compile == f"auto:{iterations * steps_per_iteration}"  # the phase's gradient steps
+    assert long.update.compile == f"auto:{iterations * steps_per_iteration}:False"  # the phase's gradient steps
     sequential = Trainer(tiny(total_frames=iterations * ITER, **{"algorithm.name": "happo"}), run_dir=tmp_path / "h")
     assert sequential.update.compile is None  # the sequential updates stay eager
 
