@@ -83,8 +83,10 @@ class AlgorithmConfig:
     head_gain: Optional[float] = None
     std_mapping: str = "exp"
     # Speed (docs/benchmarks.md). compile: torch.compile the loss (forward and backward) of the MAPPO /
-    # IPPO update, auto | true | false; auto compiles on a GPU for phases of at least 3000 gradient
-    # steps and stays eager on a CPU (not faster at 64-wide networks; the benchmarl preset turns it on).
+    # IPPO update, auto | true | false; auto compiles phases of at least 3000 gradient steps on a GPU
+    # and 10000 on a CPU (feed-forward actors there: a GRU's compiled step was not faster), where a
+    # compiled step is about 2x faster at the default recipe's networks but the first compile takes
+    # 5-15 s; the benchmarl preset turns it on.
     # clip_grad_per_network: clip the actor's and the critic's gradients each to max_grad_norm
     # (BenchMARL) instead of one joint norm.
     compile: str = "auto"

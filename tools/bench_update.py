@@ -11,7 +11,9 @@ call (the compile) is timed on its own; then blocks of all minibatches alternate
 compiled ``--repeats`` times, so load from other work hits both alike. Reported: median ms per
 minibatch step of each, their ratio, and the compile time. Both updaters train their own copy of
 the parameters from the same start, and after the timing the two copies' losses on one minibatch
-are compared (how far compiled and eager drift after the same steps).
+are compared (how far compiled and eager drift after the same steps). Last, the optimiser step
+alone: ``Adam(foreach=True)`` against ``Adam(fused=True)`` (the trainer's) over copies of the
+setting's trainable parameters.
 """
 
 from __future__ import annotations
@@ -83,7 +85,29 @@ def copies(trainer):
     return loss, optimiser, params, (lambda: strategy.aux_loss(net))
 
 
-def run(name: str, repeats: int, threads: int, quick: bool) -> dict:
+def adam_step_us(params, repeats: int, steps: int = 200) -> dict:
+    """Microseconds per ``Adam.step`` over copies of ``params`` (random gradients), ``foreach`` and
+    ``fused`` in alternating blocks (medians), and how far apart the two copies are after them."""
+    sides = {}
+    for kind in ("foreach", "fused"):
+        copies_ = [torch.nn.Parameter(p.detach().clone()) for p in params]
+        generator = torch.Generator().manual_seed(0)
+        for c in copies_:
+            c.grad = torch.randn(c.shape, generator=generator)
+        sides[kind] = (copies_, torch.optim.Adam(copies_, lr=1e-3, eps=1e-5, **{kind: True}))
+    times = {kind: [] for kind in sides}
+    for _ in range(repeats):
+        for kind, (_, optimiser) in sides.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                optimiser.step()
+            times[kind].append((time.perf_counter() - start) / steps * 1e6)
+    apart = max((a - b).abs().max().item() for a, b in zip(sides["foreach"][0], sides["fused"][0]))
+    return {"adam_foreach_us": statistics.median(times["foreach"]), "adam_fused_us": statistics.median(times["fused"]),
+            "adam_max_difference": apart}
+
+
+def run(name: str, repeats: int, threads: int, quick: bool, profile: bool = False) -> dict:
     from components.algorithms.update import PPOUpdate
 
     torch.set_num_threads(threads)
@@ -101,10 +125,10 @@ def run(name: str, repeats: int, threads: int, quick: bool) -> dict:
                            compile="default" if mode == "compiled" else None)
         loss, optimiser, params, aux = copies(trainer)
         objective = update.objective(loss, aux)
-        sides[mode] = (update, objective, optimiser, params, loss)
+        sides[mode] = (update, objective, optimiser, params, loss, aux)
 
     def step(mode, index):
-        update, objective, optimiser, params, _ = sides[mode]
+        update, objective, optimiser, params, _, _ = sides[mode]
         total, _, _ = update.evaluate(objective, items, index)
         update.apply(total, optimiser, params)
 
@@ -122,7 +146,22 @@ def run(name: str, repeats: int, threads: int, quick: bool) -> dict:
     with torch.no_grad():  # both copies took the same steps: how far apart are they now?
         values = [float(sides[m][4](items[minibatches[0]])["loss_objective"]) for m in ("eager", "compiled")]
     eager, compiled = statistics.median(times["eager"]), statistics.median(times["compiled"])
-    return {"setting": name, "overrides": SETTINGS[name], "threads": threads, "minibatch": a.minibatch_size,
+    if profile:  # where a compiled step's time goes: inductor's kernels by name, ATen's ops, guards
+        import torch._inductor.config as inductor_config
+
+        inductor_config.cpp.enable_kernel_profile = True  # named kernels, for compiles from here on:
+        torch._dynamo.reset()                              # a recompile, outside the timing above
+        update, _, optimiser, params, loss, aux = sides["compiled"]
+        update._objective_for = (None, None)
+        sides["compiled"] = (update, update.objective(loss, aux), optimiser, params, loss, aux)
+        step("compiled", minibatches[0])
+        with torch.profiler.profile() as prof:
+            for index in minibatches:
+                step("compiled", index)
+        print(f"{name}: torch.profiler over {len(minibatches)} compiled steps (self CPU time)")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20, max_name_column_width=60))
+    adam = adam_step_us(sides["eager"][3], repeats)
+    return {**adam, "setting": name, "overrides": SETTINGS[name], "threads": threads, "minibatch": a.minibatch_size,
             "minibatches": len(minibatches), "repeats": repeats, "eager_ms": eager, "compiled_ms": compiled,
             "speedup": eager / compiled, "compile_s": compile_s, "loss_after_eager": values[0],
             "loss_after_compiled": values[1], "eager_ms_all": times["eager"], "compiled_ms_all": times["compiled"]}
@@ -134,16 +173,18 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="also print a torch.profiler table of the compiled steps")
     parser.add_argument("--out", default="outputs/bench_update.json")
     args = parser.parse_args(argv)
     rows = []
     for name in args.settings:
-        row = run(name, 1 if args.quick else args.repeats, args.threads, args.quick)
+        row = run(name, 1 if args.quick else args.repeats, args.threads, args.quick, args.profile)
         rows.append(row)
         print(f"{name:14s} eager {row['eager_ms']:7.2f} ms  compiled {row['compiled_ms']:7.2f} ms  "
               f"speedup {row['speedup']:.2f}x  compile {row['compile_s']:.1f} s  "
-              f"loss after the steps: eager {row['loss_after_eager']:.6f} compiled {row['loss_after_compiled']:.6f}",
-              flush=True)
+              f"loss after the steps: eager {row['loss_after_eager']:.6f} compiled {row['loss_after_compiled']:.6f}; "
+              f"Adam step foreach {row['adam_foreach_us']:.0f} us, fused {row['adam_fused_us']:.0f} us "
+              f"(apart by {row['adam_max_difference']:.1e} after the same steps)", flush=True)
     write_json(args.out, rows)
     return rows
 

@@ -35,7 +35,7 @@ COMPILE_CHOICES = ("auto", "true", "false")
 # seconds); on a CPU from 10000 steps and for feed-forward actors only. There a compiled step of the
 # default recipe's networks saves about 2.4 ms (2x, tools/bench_update) against a first compile of
 # 5-14 s, so it pays from about 5000 steps; a GRU actor's compiled step was slower than the eager one
-# (0.92x at the LoRASA MaMuJoCo preset, after a 54 s compile) and stays eager on a CPU.
+# (0.83-0.92x at the LoRASA MaMuJoCo preset; its first compile took 54 s) and stays eager on a CPU.
 AUTO_COMPILE_MIN_STEPS = {"cuda": 3000, "cpu": 10000}
 
 

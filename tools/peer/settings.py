@@ -94,7 +94,7 @@ ROWS = [
      "package_mass 5, random_package_pos_on_line: VMAS defaults"),
     ("run length (frames)", "total_frames", "3000000 (`max_n_frames`)", "the benchmark sets both to `--frames`"),
     ("evaluation", "eval", "every 120000 frames, 10 episodes, deterministic", "off on both sides in the timing"),
-    ("compiled update step", "algorithm.compile", "eager", "a speed setting (`auto`: compiled on a GPU; the preset sets it)"),
+    ("compiled update step", "algorithm.compile", "eager", "a speed setting (`auto`: compiled for long phases; the preset sets it)"),
     ("torch threads", "threads", "torch default (all cores)", "set per run by the benchmark"),
     ("libraries", "=torchrl 0.14.1, tensordict 0.14", "torchrl 0.11.1, tensordict 0.11.0",
      "same defaults of ClipPPOLoss, GAE, TanhNormal in both"),
