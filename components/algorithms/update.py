@@ -14,8 +14,10 @@ Speed (docs/benchmarks.md, "compiled update step"):
   its own loss: the parameters that train change); the first call's time is in ``compile_s``;
 - minibatches are rows of the flat batch indexed directly (:class:`Minibatches`), not copies through a
   replay buffer;
-- the statistics stay tensors until the end of the update: nothing in the minibatch loop waits for a
-  value except the finite-loss guard, which must decide whether to step.
+- nothing in the minibatch loop waits for a value: the statistics stay tensors until the end of the
+  update, and a non-finite loss or gradient is skipped by the fused Adam itself (``found_inf``), its
+  flags reported once the update is done (:meth:`PPOUpdate.step_in_flight`). The sequential updates
+  decide per step (:meth:`PPOUpdate.apply`): their per-agent Adam rows are restored around the step.
 """
 
 from __future__ import annotations
@@ -197,7 +199,8 @@ class PPOUpdate:
         """One gradient step on ``total``: skipped (returns None, reported to ``on_nonfinite``) when the
         loss or the gradient norm is not finite; otherwise the clipped gradient's norm (with several
         clip groups: the norm over all of them). ``mask_gradients`` runs after backward and ``step``
-        replaces ``optimiser.step`` (the sequential updates use both)."""
+        replaces ``optimiser.step`` (the sequential updates use both). Waits for the loss and the norm
+        to decide; :meth:`step_in_flight` is the same step without waiting."""
         optimiser.zero_grad(set_to_none=True)
         if not torch.isfinite(total):
             self.on_nonfinite("loss")
@@ -205,9 +208,7 @@ class PPOUpdate:
         total.backward()
         if mask_gradients is not None:
             mask_gradients()
-        groups = trainable if isinstance(trainable, tuple) else (trainable,)
-        norms = [torch.nn.utils.clip_grad_norm_(group, self.max_grad_norm, foreach=True) for group in groups]
-        grad_norm = norms[0] if len(norms) == 1 else torch.stack(norms).square().sum().sqrt()
+        grad_norm = self._clip(trainable)
         if not torch.isfinite(grad_norm):
             optimiser.zero_grad(set_to_none=True)
             self.on_nonfinite("gradient")
@@ -216,18 +217,64 @@ class PPOUpdate:
         self.on_finite()
         return grad_norm
 
+    def _clip(self, trainable) -> torch.Tensor:
+        groups = trainable if isinstance(trainable, tuple) else (trainable,)
+        norms = [torch.nn.utils.clip_grad_norm_(group, self.max_grad_norm, foreach=True) for group in groups]
+        return norms[0] if len(norms) == 1 else torch.stack(norms).square().sum().sqrt()
+
+    def step_in_flight(self, total, optimiser, trainable):
+        """:meth:`apply` without a synchronisation: backward and clipping always run, and a fused Adam
+        skips its step by itself where the loss or the gradient norm is not finite (its ``found_inf``
+        input, the one AMP's gradient scaler uses: parameters, moments and step count stay as they
+        were). Returns ``(grad_norm, loss_finite, grad_finite)`` as tensors; the caller reports them
+        (:meth:`_report`) once the update is done. On a GPU the minibatch loop then never waits for
+        the device; on a CPU it is the same step."""
+        optimiser.zero_grad(set_to_none=True)
+        total.backward()
+        grad_norm = self._clip(trainable)
+        loss_finite, grad_finite = torch.isfinite(total.detach()), torch.isfinite(grad_norm)
+        optimiser.found_inf = (~(loss_finite & grad_finite)).to(torch.float32)
+        try:
+            optimiser.step()
+        finally:
+            optimiser.found_inf = None
+        return grad_norm, loss_finite, grad_finite
+
+    def _report(self, flags) -> list[bool]:
+        """Replay ``(loss_finite, grad_finite)`` per step, in order, to ``on_nonfinite`` / ``on_finite``
+        (one synchronisation for the whole update); returns which steps were taken."""
+        taken = []
+        values = torch.stack([torch.stack(f) for f in flags]).tolist() if flags else []
+        for loss_finite, grad_finite in values:
+            if not loss_finite or not grad_finite:
+                self.on_nonfinite("loss" if not loss_finite else "gradient")
+            else:
+                self.on_finite()
+            taken.append(bool(loss_finite and grad_finite))
+        return taken
+
     def _epochs(self, items, loss, optimiser, trainable, aux, stats) -> int:
-        skipped, objective = 0, self.objective(loss, aux)
+        objective, flags, skipped = self.objective(loss, aux), [], 0
+        fused = bool(optimiser.defaults.get("fused"))  # only a fused optimiser can skip a step by itself
+        keys = ("loss_objective", "loss_critic", "loss_entropy", "entropy", "kl_approx", "clip_fraction")
+        step_stats = {k: [] for k in stats}
         for _ in range(self.epochs):
             for _ in range(self.steps):
                 total, out, aux_loss = self.evaluate(objective, items, self.minibatches.next())
-                grad_norm = self.apply(total, optimiser, trainable)
-                if grad_norm is None:
-                    skipped += 1
-                    continue
-                for key in ("loss_objective", "loss_critic", "loss_entropy", "entropy", "kl_approx", "clip_fraction"):
+                if fused:
+                    grad_norm, *finite = self.step_in_flight(total, optimiser, trainable)
+                    flags.append(finite)
+                else:
+                    grad_norm = self.apply(total, optimiser, trainable)
+                    if grad_norm is None:
+                        skipped += 1
+                        continue
+                for key in keys:
                     if key in out.keys():
-                        stats[key].append(out[key].detach().mean())
-                stats["loss_aux"].append(aux_loss.detach())
-                stats["grad_norm"].append(grad_norm)
-        return skipped
+                        step_stats[key].append(out[key].detach().mean())
+                step_stats["loss_aux"].append(aux_loss.detach())
+                step_stats["grad_norm"].append(grad_norm)
+        taken = self._report(flags) if fused else [True] * len(step_stats["grad_norm"])
+        for key, values in step_stats.items():  # the statistics of the steps taken
+            stats[key].extend(v for v, ok in zip(values, taken) if ok)
+        return skipped + taken.count(False)

@@ -1,6 +1,8 @@
 """The update step's speed paths: compiled and eager agree, one compile per phase, the ``auto`` rule,
 minibatch draws identical to TorchRL's sampler, per-network gradient clipping."""
 
+import math
+
 import pytest
 import torch
 from tensordict import TensorDict
@@ -127,3 +129,49 @@ def test_clip_grad_per_network_clips_actor_and_critic_each_on_its_own():
     assert joint[0][0] == pytest.approx(0.1 / 100.00005, rel=1e-4)  # the critic's norm shrinks the actor's step
     assert separate[0][0] == pytest.approx(0.1) and separate[1][0] == pytest.approx(1.0)
     assert separate[2] == pytest.approx((0.1 ** 2 + 100.0 ** 2) ** 0.5)  # reported: the norm over both
+
+
+def test_a_step_in_flight_skips_non_finite_steps_exactly_inside_fused_adam():
+    """No synchronisation: the fused Adam skips the step itself (found_inf) where the loss or the
+    gradient norm is not finite: parameters, moments and step count stay; the flags come back as
+    tensors and are reported in order afterwards."""
+    reports = []
+    update = PPOUpdate(10, 10, 1, 10.0, 1, on_nonfinite=reports.append, on_finite=lambda: reports.append("ok"))
+    p = torch.nn.Parameter(torch.tensor([2.0, 3.0]))
+    optimiser = torch.optim.Adam([p], lr=0.1, fused=True)
+    flags = [update.step_in_flight((p * p).sum(), optimiser, [p])[1:]]  # a good step
+    after_good = (p.detach().clone(), optimiser.state[p]["exp_avg"].clone(), float(optimiser.state[p]["step"]))
+    flags.append(update.step_in_flight((p * math.nan).sum(), optimiser, [p])[1:])  # non-finite loss
+    flags.append(update.step_in_flight(torch.sqrt(p - p.detach()).sum(), optimiser, [p])[1:])  # loss 0, inf gradient
+    assert torch.equal(p.detach(), after_good[0]) and torch.equal(optimiser.state[p]["exp_avg"], after_good[1])
+    assert float(optimiser.state[p]["step"]) == after_good[2] == 1.0 and optimiser.found_inf is None
+    assert update._report(flags) == [True, False, False]
+    assert reports == ["ok", "loss", "gradient"]
+    flags.append(update.step_in_flight((p * p).sum(), optimiser, [p])[1:])  # training goes on
+    assert float(optimiser.state[p]["step"]) == 2.0 and not torch.equal(p.detach(), after_good[0])
+
+
+def test_the_minibatch_loop_reports_its_steps_only_after_the_last_one(tmp_path, monkeypatch):
+    """Every optimiser step of an update runs before any step's outcome is looked at (one
+    synchronisation per update), and a poisoned step is still counted as skipped."""
+    import components.trainer as trainer_module
+
+    events, calls = [], {"n": 0}
+    trainer = Trainer(tiny(max_nonfinite=100), run_dir=tmp_path)
+
+    def poisoned_every_third(net):
+        calls["n"] += 1
+        return torch.tensor(math.nan) if calls["n"] % 3 == 0 else torch.zeros(())
+
+    monkeypatch.setattr(trainer.strategy, "aux_loss", poisoned_every_third)
+    trainer._build_optimiser()  # the aux callable is bound per phase
+    step = trainer.optimiser.step
+    monkeypatch.setattr(trainer.optimiser, "step", lambda *a, **k: events.append("step") or step(*a, **k))
+    for name in ("_finite", "_nonfinite"):
+        original = getattr(trainer, name)
+        monkeypatch.setattr(trainer, name, lambda *a, _o=original: events.append("report") or _o(*a))
+    trainer.update.on_finite, trainer.update.on_nonfinite = trainer._finite, trainer._nonfinite
+    trainer.run(max_iterations=1)
+    steps = events.count("step")
+    assert steps == 4 and events == ["step"] * steps + ["report"] * steps
+    assert rows(tmp_path)[0]["skipped_updates"] == "1"  # the third of 4 steps
