@@ -5,7 +5,8 @@
     python -m tools.bench_update --quick              # smoke run
 
 For each setting: a Trainer is built as the recipe composes it, one batch is collected and GAE'd,
-and the same minibatches (fixed indices) go through the PPO step (loss, backward, clip, Adam step)
+and the same minibatches (fixed indices) go through the PPO step (loss, backward, clip, fused Adam
+step, as ``PPOUpdate.step_in_flight`` runs it)
 of two updaters in one process: ``algorithm.compile=false`` and ``true``. The compiled one's first
 call (the compile) is timed on its own; then blocks of all minibatches alternate between eager and
 compiled ``--repeats`` times, so load from other work hits both alike. Reported: median ms per
@@ -130,7 +131,7 @@ def run(name: str, repeats: int, threads: int, quick: bool, profile: bool = Fals
     def step(mode, index):
         update, objective, optimiser, params, _, _ = sides[mode]
         total, _, _ = update.evaluate(objective, items, index)
-        update.apply(total, optimiser, params)
+        update.step_in_flight(total, optimiser, params)  # as the trainer steps (fused Adam, no synchronisation)
 
     step("eager", minibatches[0])  # first: an eager step registers the types TorchRL checks (a compile guard)
     start = time.perf_counter()
