@@ -124,9 +124,9 @@ class ValueNorm(nn.Module):
     critic it *denormalises* the network's output, so GAE, the stored values and the logs are on the
     return scale, and the loss compares ``normalize(target)`` with ``normalize(value)`` (= the raw
     network output) as the reference does. The statistics are plain tensors, not buffers, and a deep
-    copy returns the same module: TorchRL's functional loss runs a copy of the critic with copied
-    buffers, and the statistics must be the ones of the trainer's critic. They are saved in the
-    critic's ``state_dict`` as the module's extra state."""
+    copy returns the same module: a copy of the critic (TorchRL's loss makes one when it is built
+    ``functional=True``; :func:`make_loss` does not) must read and update the trainer's statistics,
+    not copied buffers. They are saved in the critic's ``state_dict`` as the module's extra state."""
 
     STATS = ("running_mean", "running_mean_sq", "debiasing_term")
 
@@ -316,7 +316,9 @@ class ReferencePPOLoss(ClipPPOLoss):
 def make_loss(actor, critic, settings: PPOSettings) -> ClipPPOLoss:
     """Clipped PPO loss with TorchRL's GAE, keyed for one agent group. TorchRL's ClipPPOLoss as it is
     unless a reference value-loss detail is on (:class:`ReferencePPOLoss`) or the algorithm is
-    sequential (``SequentialPPOLoss``, unreduced)."""
+    sequential (``SequentialPPOLoss``, unreduced). Built ``functional=False``: the loss calls the
+    actor and critic as they are instead of swapping copies of their parameters in (the same losses
+    and gradients; fewer guards for a compiled loss, docs/benchmarks.md section 6)."""
     from components.algorithms.sequential import SEQUENTIAL, SequentialPPOLoss
 
     value_norm = value_norm_of(critic)
