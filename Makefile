@@ -29,6 +29,7 @@ bench: install
 	$(PY) -m tools.bench_strategies
 	$(PY) -m tools.bench_id
 	$(PY) -m tools.bench_update
+	$(PY) -m tools.bench_sequential
 	$(PY) -m tools.bench_training
 
 clean:
