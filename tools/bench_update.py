@@ -150,15 +150,15 @@ def run(name: str, repeats: int, threads: int, quick: bool, profile: bool = Fals
     if profile:  # where a compiled step's time goes: inductor's kernels by name, ATen's ops, guards
         import torch._inductor.config as inductor_config
 
-        inductor_config.cpp.enable_kernel_profile = True  # named kernels, for compiles from here on:
-        torch._dynamo.reset()                              # a recompile, outside the timing above
-        update, _, optimiser, params, loss, aux = sides["compiled"]
-        update._objective_for = (None, None)
-        sides["compiled"] = (update, update.objective(loss, aux), optimiser, params, loss, aux)
-        step("compiled", minibatches[0])
-        with torch.profiler.profile() as prof:
-            for index in minibatches:
-                step("compiled", index)
+        torch._dynamo.reset()  # a recompile with named kernels, outside the timing above; the setting is
+        with inductor_config.patch({"cpp.enable_kernel_profile": True}):  # undone for the next settings
+            update, _, optimiser, params, loss, aux = sides["compiled"]
+            update._objective_for = (None, None)
+            sides["compiled"] = (update, update.objective(loss, aux), optimiser, params, loss, aux)
+            step("compiled", minibatches[0])
+            with torch.profiler.profile() as prof:
+                for index in minibatches:
+                    step("compiled", index)
         print(f"{name}: torch.profiler over {len(minibatches)} compiled steps (self CPU time)")
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20, max_name_column_width=60))
     adam = adam_step_us(sides["eager"][3], repeats)
