@@ -290,11 +290,11 @@ def _integer(name, value, low):
 def validate_config(cfg: TrainConfig) -> None:
     """Raise one clear ConfigError for the first invalid setting (names the value and the choices).
     Checks that need the env (agent counts, cluster list lengths) run when the env is built."""
-    from components.algorithms.ppo import ACTION_DISTS, ALGORITHMS, CRITIC_SHARING
-    from components.algorithms.sequential import A2PO_ADVANTAGES, A2PO_LOOPS
-    from components.algorithms.update import COMPILE_CHOICES
-    from components.networks import STD_MAPPINGS
-    from components.schedule import plan_phases
+    from marlshare.components.algorithms.ppo import ACTION_DISTS, ALGORITHMS, CRITIC_SHARING
+    from marlshare.components.algorithms.sequential import A2PO_ADVANTAGES, A2PO_LOOPS
+    from marlshare.components.algorithms.update import COMPILE_CHOICES
+    from marlshare.components.networks import STD_MAPPINGS
+    from marlshare.components.schedule import plan_phases
 
     a = cfg.algorithm
     _choice("algorithm", a.name, ALGORITHMS)

@@ -8,8 +8,8 @@ import math
 import torch
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
-from components.checkpoint import forked_rng
-from envs import GROUP
+from marlshare.components.checkpoint import forked_rng
+from marlshare.envs import GROUP
 
 EPISODE_REWARD = (GROUP, "episode_reward")
 

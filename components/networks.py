@@ -20,8 +20,8 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import nn
 
-from components.layers import AgentLinear
-from components.vectors import AgentVector, SharedVector, StackedVector
+from marlshare.components.layers import AgentLinear
+from marlshare.components.vectors import AgentVector, SharedVector, StackedVector
 
 ROLES = ("hidden", "gru_ih", "gru_hh", "post", "head")
 HEADS = ("linear", "logits", "normal")

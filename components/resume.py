@@ -13,8 +13,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from components import checkpoint as ckpt
-from components.config import ConfigError, TrainConfig, as_train_config
+from marlshare.components import checkpoint as ckpt
+from marlshare.components.config import ConfigError, TrainConfig, as_train_config
 
 #: settings a resumed run may change: how long it trains, how it reports and where and how it computes
 #: (a run started on a GPU can go on on a CPU), nothing that shapes it

@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch
 from torchrl.envs import DeviceCastTransform, RewardSum, TransformedEnv
 
-from components.config import ConfigError, resolve_device
-from components.evaluation import EPISODE_REWARD
-from envs import GROUP, make_env
+from marlshare.components.config import ConfigError, resolve_device
+from marlshare.components.evaluation import EPISODE_REWARD
+from marlshare.envs import GROUP, make_env
 
 
 def devices(cfg) -> tuple[torch.device, torch.device]:

@@ -15,10 +15,10 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from torch import nn
 
-from components import checkpoint as ckpt
-from components.config import TrainConfig, as_train_config
-from components.strategies import Strategy, strategy_from_config
-from envs import EnvInfo, env_info, make_env
+from marlshare.components import checkpoint as ckpt
+from marlshare.components.config import TrainConfig, as_train_config
+from marlshare.components.strategies import Strategy, strategy_from_config
+from marlshare.envs import EnvInfo, env_info, make_env
 
 
 def network_kwargs(cfg: TrainConfig, info: EnvInfo) -> dict:

@@ -74,7 +74,7 @@ def _plain(value):
 def plan_phases(cfg) -> list[PhasePlan]:
     """Resolve ``cfg.schedule`` (with ``cfg.strategy`` and ``cfg.total_frames``) into phase plans.
     Raises ValueError naming the bad value and the valid choices."""
-    from components.strategies import STRATEGIES, make_strategy, successors
+    from marlshare.components.strategies import STRATEGIES, make_strategy, successors
 
     s = cfg.schedule
     phases = [dict(strategy=dict(_plain(p.strategy) or {}), **{k: getattr(p, k) for k in

@@ -28,24 +28,24 @@ import torch
 from omegaconf import OmegaConf
 from torchrl.collectors import Collector
 
-from components import checkpoint as ckpt
-from components.algorithms import actor_net, make_actor, make_critic, make_loss, make_update, ppo_settings
-from components.algorithms.ppo import recurrent_env_transforms
-from components.algorithms.sequential import SEQUENTIAL
-from components.algorithms.update import compile_mode
-from components.clustering import agent_transitions
-from components.config import ConfigError, as_train_config, auto_threads, config_to_dict, validate_config
-from components.evaluation import evaluate, train_return
-from components.interrupts import RunInterrupted, StopSignals
-from components.progress import Progress
-from components.resume import open_run
-from components.run_envs import devices, make_run_env
-from components.runs import load_network, network_kwargs
-from components.schedule import Phase, auto_switch_for, plan_phases
-from components.strategies import strategy_from_config
-from components.tracking import RunLogger
-from components.transforms import count_parameters
-from envs import env_info
+from marlshare.components import checkpoint as ckpt
+from marlshare.components.algorithms import actor_net, make_actor, make_critic, make_loss, make_update, ppo_settings
+from marlshare.components.algorithms.ppo import recurrent_env_transforms
+from marlshare.components.algorithms.sequential import SEQUENTIAL
+from marlshare.components.algorithms.update import compile_mode
+from marlshare.components.clustering import agent_transitions
+from marlshare.components.config import ConfigError, as_train_config, auto_threads, config_to_dict, validate_config
+from marlshare.components.evaluation import evaluate, train_return
+from marlshare.components.interrupts import RunInterrupted, StopSignals
+from marlshare.components.progress import Progress
+from marlshare.components.resume import open_run
+from marlshare.components.run_envs import devices, make_run_env
+from marlshare.components.runs import load_network, network_kwargs
+from marlshare.components.schedule import Phase, auto_switch_for, plan_phases
+from marlshare.components.strategies import strategy_from_config
+from marlshare.components.tracking import RunLogger
+from marlshare.components.transforms import count_parameters
+from marlshare.envs import env_info
 
 __all__ = ["ConfigError", "RunInterrupted", "Trainer", "TrainingDiverged", "as_train_config", "config_to_dict",
            "validate_config"]

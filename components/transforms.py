@@ -17,9 +17,9 @@ import copy
 import torch
 from torch import nn
 
-from components.layers import AGENT, CLUSTER, AgentLinear, LowRankLinear, StackedLinear
-from components.vectors import AgentVector, DeltaVector, StackedVector
-from components.networks import ROLES
+from marlshare.components.layers import AGENT, CLUSTER, AgentLinear, LowRankLinear, StackedLinear
+from marlshare.components.vectors import AgentVector, DeltaVector, StackedVector
+from marlshare.components.networks import ROLES
 
 #: what ``to_lora(layers=...)`` can adapt: the layer roles of the networks, plus the log-std vector
 LORA_TARGETS = ROLES + ("log_std",)
@@ -54,7 +54,7 @@ def to_lora(net: nn.Module, rank: int = 8, alpha: float = 8.0, layers="all", ini
     trainable parameters are the adapters (and the per-agent log-std delta when ``"log_std"`` is
     adapted, and bias deltas when ``train_bias``).
     """
-    from components.strategies.base import check_rank_alpha
+    from marlshare.components.strategies.base import check_rank_alpha
 
     check_rank_alpha("to_lora", rank, alpha)
     targets = check_lora_layers(layers)

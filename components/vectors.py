@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from components.layers import AGENT, CLUSTER, SHARED, _cluster_index, scale_grad
+from marlshare.components.layers import AGENT, CLUSTER, SHARED, _cluster_index, scale_grad
 
 
 class AgentVector(nn.Module):

@@ -47,13 +47,13 @@ GROUP = "agents"
 # family -> builder(task, num_envs, seed, **options). Each family's module registers itself here;
 # the import is lazy so a missing optional dependency only matters for the family that needs it.
 FAMILIES: dict[str, str] = {
-    "vmas": "envs.vmas",
-    "pettingzoo": "envs.pettingzoo",
-    "mamujoco": "envs.mamujoco",
-    "smax": "envs.smax",
-    "smac": "envs.smac",
-    "lbf": "envs.lbf",
-    "rware": "envs.rware",
+    "vmas": "marlshare.envs.vmas",
+    "pettingzoo": "marlshare.envs.pettingzoo",
+    "mamujoco": "marlshare.envs.mamujoco",
+    "smax": "marlshare.envs.smax",
+    "smac": "marlshare.envs.smac",
+    "lbf": "marlshare.envs.lbf",
+    "rware": "marlshare.envs.rware",
 }
 
 

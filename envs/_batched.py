@@ -40,8 +40,8 @@ from tensordict import TensorDict, TensorDictBase
 from torchrl.data import Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
-from envs import GROUP
-from envs._workers import _WorkerPool, default_start_method
+from marlshare.envs import GROUP
+from marlshare.envs._workers import _WorkerPool, default_start_method
 
 
 @dataclass

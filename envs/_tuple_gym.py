@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs._batched import SimSpec
+from marlshare.envs._batched import SimSpec
 
 
 class TupleGymSim:

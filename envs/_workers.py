@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 if TYPE_CHECKING:
-    from envs._batched import Sim, SimSpec
+    from marlshare.envs._batched import Sim, SimSpec
 
 
 # ----------------------------------------------------------------------------------------------

@@ -25,8 +25,8 @@ import numpy as np
 
 from torchrl.envs import EnvBase
 
-from envs._batched import BatchedSimEnv
-from envs._tuple_gym import TupleGymSim
+from marlshare.envs._batched import BatchedSimEnv
+from marlshare.envs._tuple_gym import TupleGymSim
 
 PREFIX, SUFFIX = "Foraging-", "-v3"
 

@@ -15,8 +15,8 @@ from functools import partial
 
 from torchrl.envs import EnvBase
 
-from envs._batched import BatchedSimEnv
-from envs._tuple_gym import TupleGymSim
+from marlshare.envs._batched import BatchedSimEnv
+from marlshare.envs._tuple_gym import TupleGymSim
 
 PREFIX, SUFFIX = "rware-", "-v2"
 

@@ -35,7 +35,7 @@ from tensordict import TensorDict, TensorDictBase
 from torchrl.data import Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
-from envs import GROUP
+from marlshare.envs import GROUP
 
 MAPS = [
     "3m", "8m", "25m", "2s3z", "3s5z", "3s5z_vs_3s6z", "5m_vs_6m", "10m_vs_11m", "27m_vs_30m",

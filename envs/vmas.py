@@ -11,8 +11,8 @@ import warnings
 
 from torchrl.envs import EnvBase
 
-from components.checkpoint import RNG_STREAMS
-from envs import GROUP
+from marlshare.components.checkpoint import RNG_STREAMS
+from marlshare.envs import GROUP
 
 
 def _vmas_rng():

@@ -6,8 +6,8 @@ import sys
 
 #: command -> (module, function, one-line description)
 COMMANDS = {
-    "train": ("recipes.train", "main", "train one run (Hydra overrides: key=value ...)"),
-    "sweep": ("recipes.sweep", "main", "a grid of trials on Ray (docs/sweeps.md)"),
+    "train": ("marlshare.recipes.train", "main", "train one run (Hydra overrides: key=value ...)"),
+    "sweep": ("marlshare.recipes.sweep", "main", "a grid of trials on Ray (docs/sweeps.md)"),
     "compare": ("tools.compare", "main", "IQM / mean with bootstrap CIs and rliable figures of runs or sweeps"),
     "analyze": ("tools.analyze", "main", "figures and numbers inside a trained team (docs/analysis.md)"),
     "envs": ("tools.env_table", "main", "the registered environments; `envs FAMILY` shows agents and sizes"),

@@ -48,7 +48,7 @@ def use(value: str) -> None:
     Hydra copies the whole store on every compose, and 96 cells would slow every compose by a third."""
     from hydra.core.config_store import ConfigStore
 
-    from components.config import ConfigError
+    from marlshare.components.config import ConfigError
 
     g = grid()
     valid = set(names())

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from recipes.sweep_spec import (
+from marlshare.recipes.sweep_spec import (
     STATES, SweepError, Trial, Sweep, load_spec, build_sweep, wandb_tags, compose_trials,
 )
 
@@ -93,7 +93,7 @@ def run_trial(config: dict, trial_dir: str, resume: bool) -> dict:
     os.dup2(log.fileno(), 1), os.dup2(log.fileno(), 2)
     start = time.time()
     try:
-        from recipes.train import train
+        from marlshare.recipes.train import train
 
         cfg = OmegaConf.create(config)
         if resume:

@@ -147,9 +147,9 @@ def wandb_tags(sweep_name: str, axes: dict[str, str]) -> list[str]:
 
 def compose_trials(sweep: Sweep) -> dict[str, dict]:
     """Compose and validate every trial's config; raise one SweepError listing every bad trial."""
-    from components.trainer import ConfigError, as_train_config, validate_config
-    from envs import FAMILIES
-    from recipes.train import compose
+    from marlshare.components.trainer import ConfigError, as_train_config, validate_config
+    from marlshare.envs import FAMILIES
+    from marlshare.recipes.train import compose
 
     configs, errors = {}, {}  # message -> trial names
     for trial in sweep.trials:

@@ -21,7 +21,7 @@ is one line on stderr and exit code 2, with no run directory created.
 
 From Python::
 
-    from recipes.train import compose, train
+    from marlshare.recipes.train import compose, train
     summary = train(compose(["env=vmas/balance", "schedule=single", "total_frames=60000"]))
 """
 
@@ -36,9 +36,9 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from components.config import AlgorithmConfig, EnvConfig, LoggerConfig, ScheduleConfig, TrainConfig
-from components.strategies import STRATEGIES
-from recipes import lorasa_grid
+from marlshare.components.config import AlgorithmConfig, EnvConfig, LoggerConfig, ScheduleConfig, TrainConfig
+from marlshare.components.strategies import STRATEGIES
+from marlshare.recipes import lorasa_grid
 
 CONF_DIR = Path(__file__).parent / "conf"
 
@@ -111,7 +111,7 @@ def compose(overrides: list[str] | None = None, config_name: str = "train") -> D
 
 def train(cfg, run_dir: str | None = None, quiet: bool = False, trainer=None) -> dict:
     """Train one run; writes the run directory, prints the summary table, returns the summary."""
-    from components.trainer import Trainer
+    from marlshare.components.trainer import Trainer
     from tools.plots import plot_learning_curve
 
     trainer = trainer or Trainer(cfg, run_dir=run_dir)
@@ -173,7 +173,7 @@ def _hydra_main(cfg: DictConfig) -> None:
     """Multirun (``-m``) jobs: Hydra makes each job's directory."""
     from hydra.core.hydra_config import HydraConfig
 
-    from components.trainer import ConfigError
+    from marlshare.components.trainer import ConfigError
 
     run_dir = cfg.run_dir or HydraConfig.get().runtime.output_dir
     try:
@@ -199,10 +199,10 @@ def run_single(argv: list[str]) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from components.trainer import ConfigError, Trainer
+    from marlshare.components.trainer import ConfigError, Trainer
 
-    from components.interrupts import RunInterrupted
-    from components.trainer import TrainingDiverged
+    from marlshare.components.interrupts import RunInterrupted
+    from marlshare.components.trainer import TrainingDiverged
 
     try:
         overrides = env_overrides(argv)
@@ -241,7 +241,7 @@ def presets(group: str) -> list[str]:
 
 def help_text() -> str:
     """``marlshare train --help``: the config groups with their choices, and the key settings."""
-    from components.config import AlgorithmConfig, EnvConfig, ScheduleConfig, TrainConfig
+    from marlshare.components.config import AlgorithmConfig, EnvConfig, ScheduleConfig, TrainConfig
 
     defaults = dataclasses.asdict(TrainConfig())
     lines = ["usage: marlshare train [group=choice ...] [key=value ...] [-m for a Hydra sweep]", "",
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
         print(help_text())
         return
     if any(a in ("-m", "--multirun") or a.startswith("--") for a in argv):
-        from components.config import ConfigError
+        from marlshare.components.config import ConfigError
 
         try:
             sys.argv = [sys.argv[0]] + env_overrides(argv)

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from components.strategies import STRATEGIES
+from marlshare.components.strategies import STRATEGIES
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -102,7 +102,7 @@ def raw_mamujoco(scenario: str, conf: str):
 def raw_pettingzoo(task: str, **options):
     import importlib
 
-    from envs.pettingzoo import TASKS
+    from marlshare.envs.pettingzoo import TASKS
 
     return raw_parallel(lambda: importlib.import_module(TASKS[task]).parallel_env(**options))
 
@@ -112,7 +112,7 @@ def raw_pettingzoo(task: str, **options):
 
 
 def adapter_driver(name: str, num_envs: int = 1, **options):
-    from envs import GROUP, env_info, make_env
+    from marlshare.envs import GROUP, env_info, make_env
 
     env = make_env(name, num_envs=num_envs, seed=0, **options)
     info = env_info(env)
@@ -142,7 +142,7 @@ class NoopSim:
     (EnvBase.step, step_mdp, done checks) plus the adapter's packing, the floor under every row."""
 
     def __init__(self):
-        from envs._batched import SimSpec
+        from marlshare.envs._batched import SimSpec
 
         self.spec = SimSpec(n_agents=2, obs_dim=12, discrete=False, action_dim=3, state_dim=17,
                             action_low=-np.ones((2, 3), np.float32), action_high=np.ones((2, 3), np.float32))
@@ -162,8 +162,8 @@ class NoopSim:
 
 
 def floor_driver():
-    from envs import GROUP
-    from envs._batched import BatchedSimEnv
+    from marlshare.envs import GROUP
+    from marlshare.envs._batched import BatchedSimEnv
 
     env = BatchedSimEnv(NoopSim, 1)
     state = {"td": env.reset()}
@@ -254,7 +254,7 @@ def bench_smax(map_name, num_envs, repeats, seconds, log):
     compile_s = time.perf_counter() - t0
     env_sps = [timed(step, seconds) * num_envs for _ in range(repeats)]
     # the jitted vmapped SMAX step alone (fused with the next battle's reset), no TorchRL
-    from envs.smax import SmaxEnv
+    from marlshare.envs.smax import SmaxEnv
 
     env = SmaxEnv(map_name, num_envs=num_envs, seed=0)
     env.reset()

@@ -30,8 +30,8 @@ import sys
 import torch
 from torch import nn
 
-from components.layers import AgentLinear
-from components.strategies import make_strategy
+from marlshare.components.layers import AgentLinear
+from marlshare.components.strategies import make_strategy
 from tools.bench_timing import measure
 from tools.reports import write_json
 

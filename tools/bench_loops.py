@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from components.layers import AgentLinear, IndexedLinear, MaskedLinear, SharedLinear, StackedLinear
+from marlshare.components.layers import AgentLinear, IndexedLinear, MaskedLinear, SharedLinear, StackedLinear
 
 
 def agent_layers(net: nn.Module) -> list[AgentLinear]:

@@ -64,7 +64,7 @@ def marlshare_config(seed: int, threads: int, frames: int, run_dir: str, quick: 
     (read as data: tools do not import the recipes). ``threads=0`` keeps TrainConfig's default."""
     from omegaconf import OmegaConf
 
-    from components.config import TrainConfig
+    from marlshare.components.config import TrainConfig
 
     cfg = OmegaConf.structured(TrainConfig)
     cfg.algorithm = OmegaConf.merge(cfg.algorithm, _load(PRESET))
@@ -82,7 +82,7 @@ def plain_configs() -> dict:
 
     from omegaconf import OmegaConf
 
-    from components.config import TrainConfig
+    from marlshare.components.config import TrainConfig
 
     base = OmegaConf.merge(OmegaConf.create(dataclasses.asdict(TrainConfig())), _load(TRAIN_PRESET))
     default = OmegaConf.merge(base, {"env": _load(ENV_PRESET)})

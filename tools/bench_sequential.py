@@ -27,9 +27,9 @@ import time
 import torch
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
-from components.algorithms import actor_net
-from components.config import TrainConfig
-from components.trainer import Trainer
+from marlshare.components.algorithms import actor_net
+from marlshare.components.config import TrainConfig
+from marlshare.components.trainer import Trainer
 
 ALGORITHMS = ("mappo", "happo", "a2po")
 

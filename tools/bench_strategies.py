@@ -65,9 +65,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from components.layers import LowRankLinear, SpectralLinear
-from components.strategies import STRATEGIES, make_strategy
-from components.transforms import merge_adapters
+from marlshare.components.layers import LowRankLinear, SpectralLinear
+from marlshare.components.strategies import STRATEGIES, make_strategy
+from marlshare.components.transforms import merge_adapters
 from tools.bench_loops import LOOP_REFERENCES, agent_layers
 from tools.bench_timing import make_step, measure
 from tools.reports import write_json

@@ -119,7 +119,7 @@ def compose_config(seed: int, iterations: int, threads: int, run_dir: str, quick
     warm-up and measured PS iterations, evaluation and periodic checkpoints out of the way."""
     from omegaconf import OmegaConf
 
-    from components.config import PhaseConfig, ScheduleConfig, TrainConfig
+    from marlshare.components.config import PhaseConfig, ScheduleConfig, TrainConfig
 
     cfg = OmegaConf.structured(TrainConfig)
     preset = OmegaConf.load(CONF_DIR / "algorithm" / "benchmarl.yaml")
@@ -188,7 +188,7 @@ class MarlshareRun:
     """A two-phase marlshare Trainer driven one iteration at a time."""
 
     def __init__(self, cfg):
-        from components.trainer import Trainer
+        from marlshare.components.trainer import Trainer
 
         self.trainer = Trainer(cfg)
         self.metrics = Path(self.trainer.run_dir) / "metrics.csv"

@@ -47,10 +47,10 @@ def build(name: str, threads: int, quick: bool):
     """A trainer at ``name``'s setting (in its last phase when the setting has a switch) and one batch."""
     from torchrl.collectors import Collector
 
-    from components.algorithms import actor_net
-    from components.algorithms.ppo import expand_done
-    from components.trainer import Trainer
-    from recipes.train import compose
+    from marlshare.components.algorithms import actor_net
+    from marlshare.components.algorithms.ppo import expand_done
+    from marlshare.components.trainer import Trainer
+    from marlshare.recipes.train import compose
 
     overrides = SETTINGS[name] + [f"threads={threads}", "logger=csv", "logger.progress=false", "algorithm.compile=false",
                                   "total_frames=1000000"] + (QUICK if quick else [])
@@ -74,7 +74,7 @@ def build(name: str, threads: int, quick: bool):
 
 def copies(trainer):
     """An independent (actor, critic, loss, optimiser, trainable, aux) from the trainer's current state."""
-    from components.algorithms import actor_net, make_loss, ppo_settings
+    from marlshare.components.algorithms import actor_net, make_loss, ppo_settings
 
     actor, critic = copy.deepcopy(trainer.actor), copy.deepcopy(trainer.critic)
     a = trainer.cfg.algorithm
@@ -109,7 +109,7 @@ def adam_step_us(params, repeats: int, steps: int = 200) -> dict:
 
 
 def run(name: str, repeats: int, threads: int, quick: bool, profile: bool = False) -> dict:
-    from components.algorithms.update import PPOUpdate
+    from marlshare.components.algorithms.update import PPOUpdate
 
     torch.set_num_threads(threads)
     trainer, items, _ = build(name, threads, quick)

@@ -40,10 +40,10 @@ def fit_once(env_name: str, seed: int, frames: int, num_envs: int, k, selection:
              hide: list[int], options: dict) -> dict:
     from torchrl.envs.utils import ExplorationType, set_exploration_type
 
-    from components.algorithms import make_actor
-    from components.clustering import VAESettings, agent_transitions, fit_clusters
-    from components.strategies import make_strategy
-    from envs import env_info, make_env
+    from marlshare.components.algorithms import make_actor
+    from marlshare.components.clustering import VAESettings, agent_transitions, fit_clusters
+    from marlshare.components.strategies import make_strategy
+    from marlshare.envs import env_info, make_env
 
     env = make_env(env_name, num_envs=num_envs, seed=seed, **options)
     info = env_info(env)

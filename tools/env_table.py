@@ -10,7 +10,7 @@ import textwrap
 
 def describe(name: str) -> dict:
     """Agents and sizes of one env, or the reason it cannot be built here."""
-    from envs import env_info, make_env
+    from marlshare.envs import env_info, make_env
 
     try:
         env = make_env(name, num_envs=1, seed=0)
@@ -24,7 +24,7 @@ def describe(name: str) -> dict:
 
 
 def main(argv=None):
-    from envs import FAMILIES, tasks
+    from marlshare.envs import FAMILIES, tasks
 
     parser = argparse.ArgumentParser(prog="marlshare envs", description=__doc__.splitlines()[0])
     parser.add_argument("family", nargs="?", choices=sorted(FAMILIES), help="show sizes for this family's tasks")

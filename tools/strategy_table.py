@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from components.strategies import STRATEGIES, make_strategy
-from components.transforms import count_parameters
+from marlshare.components.strategies import STRATEGIES, make_strategy
+from marlshare.components.transforms import count_parameters
 
 def table(n_agents=8, obs=18, actions=2, hidden=(64, 64), clusters=2, recurrent=False) -> list[dict]:
     rows = []

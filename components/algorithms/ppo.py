@@ -25,8 +25,8 @@ from torch import nn
 from torchrl.modules import IndependentNormal, MaskedCategorical, ProbabilisticActor, TanhNormal
 from torchrl.objectives import ClipPPOLoss, ValueEstimators
 
-from components.strategies import make_strategy
-from envs import GROUP, EnvInfo
+from marlshare.components.strategies import make_strategy
+from marlshare.envs import GROUP, EnvInfo
 
 ALGORITHMS = ("mappo", "ippo", "happo", "a2po")
 CRITIC_OF = {"happo": "mappo", "a2po": "mappo"}  # the sequential methods use MAPPO's centralised critic
@@ -319,7 +319,7 @@ def make_loss(actor, critic, settings: PPOSettings) -> ClipPPOLoss:
     sequential (``SequentialPPOLoss``, unreduced). Built ``functional=False``: the loss calls the
     actor and critic as they are instead of swapping copies of their parameters in (the same losses
     and gradients; fewer guards for a compiled loss, docs/benchmarks.md section 6)."""
-    from components.algorithms.sequential import SEQUENTIAL, SequentialPPOLoss
+    from marlshare.components.algorithms.sequential import SEQUENTIAL, SequentialPPOLoss
 
     value_norm = value_norm_of(critic)
     reference = value_norm is not None or settings.huber_delta is not None or settings.clip_value_loss

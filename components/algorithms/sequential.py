@@ -52,9 +52,9 @@ from __future__ import annotations
 
 import torch
 
-from components.algorithms.ppo import ReferencePPOLoss
-from components.algorithms.update import PPOUpdate
-from components.layers import AGENT, CLUSTER
+from marlshare.components.algorithms.ppo import ReferencePPOLoss
+from marlshare.components.algorithms.update import PPOUpdate
+from marlshare.components.layers import AGENT, CLUSTER
 
 SEQUENTIAL = ("happo", "a2po")
 A2PO_ADVANTAGES = ("gae", "gae_trace")

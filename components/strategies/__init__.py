@@ -3,7 +3,7 @@ parametrised over ``STRATEGIES`` then cover it.
 
 Public API::
 
-    from components.strategies import STRATEGIES, make_strategy
+    from marlshare.components.strategies import STRATEGIES, make_strategy
     strategy = make_strategy("ps_lora", rank=8, alpha=8.0)
     net = strategy.make_network(n_agents=4, in_features=10, out_features=6, hidden=(64, 64))
     y = net(torch.randn(32, 4, 10))  # [32, 4, 6]
@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 
-from components.strategies.adaps import AdaPS
-from components.strategies.base import Strategy
-from components.strategies.mtl import MTL
-from components.strategies.nps import NPS
-from components.strategies.prism import Prism
-from components.strategies.ps import PS
-from components.strategies.ps_lora import PSLoRA
-from components.strategies.seps import SePS
-from components.strategies.seps_lora import SePSLoRA
+from marlshare.components.strategies.adaps import AdaPS
+from marlshare.components.strategies.base import Strategy
+from marlshare.components.strategies.mtl import MTL
+from marlshare.components.strategies.nps import NPS
+from marlshare.components.strategies.prism import Prism
+from marlshare.components.strategies.ps import PS
+from marlshare.components.strategies.ps_lora import PSLoRA
+from marlshare.components.strategies.seps import SePS
+from marlshare.components.strategies.seps_lora import SePSLoRA
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "ps": PS,

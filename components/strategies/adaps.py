@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from components.layers import MaskedLinear, SharedLinear
-from components.strategies.base import Strategy
-from components.strategies.clustered import Clustered
+from marlshare.components.layers import MaskedLinear, SharedLinear
+from marlshare.components.strategies.base import Strategy
+from marlshare.components.strategies.clustered import Clustered
 
 MASKED_ROLES = ("hidden", "post")
 

@@ -27,9 +27,9 @@ from typing import ClassVar, Sequence
 import torch
 from torch import nn
 
-from components.layers import AgentLinear, SharedLinear
-from components.vectors import AgentVector, SharedVector
-from components.networks import AgentGRUActor, AgentMLP
+from marlshare.components.layers import AgentLinear, SharedLinear
+from marlshare.components.vectors import AgentVector, SharedVector
+from marlshare.components.networks import AgentGRUActor, AgentMLP
 
 
 @dataclass
@@ -123,7 +123,7 @@ class Strategy:
 
     def check_predecessor(self, previous: "Strategy") -> None:
         if previous.name not in self.predecessors and type(previous) is not type(self):
-            from components.strategies import successors
+            from marlshare.components.strategies import successors
 
             raise ValueError(f"{previous.name} -> {self.name} is not a valid phase chain: "
                              f"{previous.name} can be followed by {successors(previous.name)}")

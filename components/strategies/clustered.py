@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from components.strategies.base import check_clusters
+from marlshare.components.strategies.base import check_clusters
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Clustered:
                                             or self.n_clusters < 1):
             raise ValueError(f"{self.name}: n_clusters must be a positive integer or None (choose K by the "
                              f"Davies-Bouldin score), got n_clusters={self.n_clusters!r}")
-        from components.clustering import SELECTIONS
+        from marlshare.components.clustering import SELECTIONS
 
         if self.k_selection not in SELECTIONS:
             raise ValueError(f"{self.name}: k_selection must be one of {list(SELECTIONS)}, "
@@ -78,12 +78,12 @@ class Clustered:
 
     def initial_policy(self):
         """SePS pretrains a shared policy; with no previous phase, the fit data come from a fresh one."""
-        from components.strategies import make_strategy
+        from marlshare.components.strategies import make_strategy
 
         return make_strategy("ps", append_id=self.append_id)
 
     def fit(self, data, seed: int = 0) -> dict:
-        from components.clustering import VAESettings, fit_clusters
+        from marlshare.components.clustering import VAESettings, fit_clusters
 
         result = fit_clusters(*data, k=self.n_clusters, settings=VAESettings(epochs=self.vae_epochs), seed=seed,
                               selection=self.k_selection)

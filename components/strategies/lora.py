@@ -13,8 +13,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
-from components.strategies.base import check_rank_alpha
-from components.transforms import check_lora_layers, to_lora
+from marlshare.components.strategies.base import check_rank_alpha
+from marlshare.components.transforms import check_lora_layers, to_lora
 
 
 @dataclass

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.layers import SharedLinear, StackedLinear
-from components.vectors import StackedVector
-from components.strategies.base import Strategy
+from marlshare.components.layers import SharedLinear, StackedLinear
+from marlshare.components.vectors import StackedVector
+from marlshare.components.strategies.base import Strategy
 
 
 @dataclass

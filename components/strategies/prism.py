@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from components.layers import SpectralLinear
-from components.strategies.base import Strategy
+from marlshare.components.layers import SpectralLinear
+from marlshare.components.strategies.base import Strategy
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.strategies.base import Strategy
+from marlshare.components.strategies.base import Strategy
 
 
 @dataclass

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.strategies.lora import LoRA
-from components.strategies.ps import PS
+from marlshare.components.strategies.lora import LoRA
+from marlshare.components.strategies.ps import PS
 
 
 @dataclass

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.layers import IndexedLinear
-from components.vectors import IndexedVector
-from components.strategies.base import Strategy, _agent_modules
-from components.strategies.clustered import Clustered
+from marlshare.components.layers import IndexedLinear
+from marlshare.components.vectors import IndexedVector
+from marlshare.components.strategies.base import Strategy, _agent_modules
+from marlshare.components.strategies.clustered import Clustered
 
 CLUSTER_INITS = ("pretrained", "first", "fresh")
 

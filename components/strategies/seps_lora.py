@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.strategies.lora import LoRA
-from components.strategies.seps import SePS
+from marlshare.components.strategies.lora import LoRA
+from marlshare.components.strategies.seps import SePS
 
 
 @dataclass

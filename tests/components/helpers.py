@@ -2,9 +2,9 @@
 
 import torch
 
-from components.layers import AgentLinear
-from components.vectors import AgentVector
-from components.strategies import STRATEGIES, make_strategy
+from marlshare.components.layers import AgentLinear
+from marlshare.components.vectors import AgentVector
+from marlshare.components.strategies import STRATEGIES, make_strategy
 
 
 def needs_clusters(name: str) -> bool:

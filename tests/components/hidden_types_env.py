@@ -13,7 +13,7 @@ from tensordict import TensorDict
 from torchrl.data import Bounded, Composite, Unbounded
 from torchrl.envs import EnvBase
 
-from envs import GROUP
+from marlshare.envs import GROUP
 
 GAIN = torch.tensor([0.05, 0.4, -0.25])  # how far an action moves an agent of each type
 SCALE = torch.tensor([1.0, 0.2, 2.0])  # reward weight of the distance from the origin, per type

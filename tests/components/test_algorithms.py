@@ -4,9 +4,9 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from components.algorithms import make_actor, make_critic
-from components.strategies import make_strategy
-from envs import EnvInfo
+from marlshare.components.algorithms import make_actor, make_critic
+from marlshare.components.strategies import make_strategy
+from marlshare.envs import EnvInfo
 
 
 def test_padded_action_entries_do_not_reach_the_policy_gradient():
@@ -53,8 +53,8 @@ def _critic_batch(**changes):
 
     from torchrl.envs.utils import ExplorationType, set_exploration_type
 
-    from components.algorithms import expand_done
-    from components.trainer import Trainer
+    from marlshare.components.algorithms import expand_done
+    from marlshare.components.trainer import Trainer
     from tests.components.test_trainer import tiny
 
     trainer = Trainer(tiny(**{"env.options": {"n_agents": 2}, **changes}), run_dir=tempfile.mkdtemp())
@@ -100,7 +100,7 @@ def test_clipped_value_loss_takes_the_worse_of_plain_and_clipped():
 
 
 def test_value_norm_denormalises_the_critic_and_normalises_the_loss():
-    from components.algorithms.ppo import ValueNorm, value_norm_of
+    from marlshare.components.algorithms.ppo import ValueNorm, value_norm_of
 
     trainer, td = _critic_batch(**{"algorithm.value_norm": True})
     norm = value_norm_of(trainer.critic)
@@ -128,7 +128,7 @@ def test_value_norm_denormalises_the_critic_and_normalises_the_loss():
 # --- network options of the reference code (components/networks.py) ----------------------------------
 
 def _net(name, n=3, recurrent=False, **options):
-    from components.networks import AgentGRUActor, AgentMLP
+    from marlshare.components.networks import AgentGRUActor, AgentMLP
     from tests.components.helpers import strategy_for
 
     strategy = strategy_for(name, n)

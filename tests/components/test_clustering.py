@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-import envs
-from components.clustering import agent_transitions, fit_clusters, kmeans_clusters, train_identity_vae, VAESettings
-from components.config import PhaseConfig, ScheduleConfig, TrainConfig
-from components.checkpoint import load
-from components.trainer import ConfigError, Trainer
+from marlshare import envs
+from marlshare.components.clustering import agent_transitions, fit_clusters, kmeans_clusters, train_identity_vae, VAESettings
+from marlshare.components.config import PhaseConfig, ScheduleConfig, TrainConfig
+from marlshare.components.checkpoint import load
+from marlshare.components.trainer import ConfigError, Trainer
 from tests.components.hidden_types_env import HiddenTypesEnv
 
 TYPES = [0, 1, 2, 0, 1, 2]
@@ -85,7 +85,7 @@ def test_single_phase_seps_fits_its_clusters_at_the_start_and_resume_does_not_re
     assert fit["clusters"] == TYPES and fit["k"] == 3 and fit["fit_frames"] == 2000
     assert load(tmp_path / "checkpoints" / "last.pt")["strategies"][0]["clusters"] == TYPES
 
-    from components.strategies.clustered import Clustered
+    from marlshare.components.strategies.clustered import Clustered
 
     def no_refit(*args, **kwargs):
         raise AssertionError("a resumed run must not refit")
@@ -108,8 +108,8 @@ def test_adaps_after_ps_masks_come_from_the_fitted_centres(tmp_path, hidden_env)
     assert centres.shape == (3, 10) and np.linalg.norm(centres[0] - centres[1]) > 0.5
     fractions = fit["keep_fractions"]
     assert set(fractions) == {"trunk.0", "trunk.2"} and all(len(f) == 3 for f in fractions.values())
-    from components.layers import MaskedLinear
-    from components.algorithms import actor_net
+    from marlshare.components.layers import MaskedLinear
+    from marlshare.components.algorithms import actor_net
 
     masks = [m.masks for m in actor_net(trainer.actor).net.modules() if isinstance(m, MaskedLinear)]
     assert all(not torch.equal(m[0], m[1]) for m in masks)  # clusters keep different units

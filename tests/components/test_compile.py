@@ -8,10 +8,10 @@ import torch
 from tensordict import TensorDict
 from torchrl.data import LazyTensorStorage, ReplayBuffer, SamplerWithoutReplacement
 
-from components.algorithms import actor_net, update as update_module
-from components.algorithms.update import AUTO_COMPILE_MIN_STEPS, Minibatches, PPOUpdate, compile_mode
-from components.config import PhaseConfig, ScheduleConfig
-from components.trainer import ConfigError, Trainer
+from marlshare.components.algorithms import actor_net, update as update_module
+from marlshare.components.algorithms.update import AUTO_COMPILE_MIN_STEPS, Minibatches, PPOUpdate, compile_mode
+from marlshare.components.config import PhaseConfig, ScheduleConfig
+from marlshare.components.trainer import ConfigError, Trainer
 
 from tests.components.test_trainer import ITER, rows, tiny
 
@@ -54,7 +54,7 @@ def test_the_trainer_sets_the_mode_from_the_phase_length(tmp_path, monkeypatch):
     steps_per_iteration = 2 * (ITER // 80)  # epochs x minibatches
     iterations = -(-AUTO_COMPILE_MIN_STEPS["cpu"] // steps_per_iteration)
     seen = []
-    monkeypatch.setattr("components.trainer.compile_mode",
+    monkeypatch.setattr("marlshare.components.trainer.compile_mode",
                         lambda s, d, steps, recurrent: seen.append(steps) or f"{s}:{steps}:{recurrent}")
     long = Trainer(tiny(total_frames=iterations * ITER), run_dir=tmp_path / "long")
     assert long.update.compile == f"auto:{iterations * steps_per_iteration}:False"  # the phase's gradient steps
@@ -154,7 +154,7 @@ def test_a_step_in_flight_skips_non_finite_steps_exactly_inside_fused_adam():
 def test_the_minibatch_loop_reports_its_steps_only_after_the_last_one(tmp_path, monkeypatch):
     """Every optimiser step of an update runs before any step's outcome is looked at (one
     synchronisation per update), and a poisoned step is still counted as skipped."""
-    import components.trainer as trainer_module
+    import marlshare.components.trainer as trainer_module
 
     events, calls = [], {"n": 0}
     trainer = Trainer(tiny(max_nonfinite=100), run_dir=tmp_path)

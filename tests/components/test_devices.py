@@ -4,10 +4,10 @@ machine without a GPU; the CPU tests run the same code path with both devices on
 import pytest
 import torch
 
-from components.algorithms import actor_net
-from components.algorithms.ppo import ValueNorm
-from components.config import resolve_device
-from components.trainer import ConfigError, Trainer
+from marlshare.components.algorithms import actor_net
+from marlshare.components.algorithms.ppo import ValueNorm
+from marlshare.components.config import resolve_device
+from marlshare.components.trainer import ConfigError, Trainer
 
 from tests.components.test_trainer import ITER, tiny
 
@@ -73,7 +73,7 @@ def test_only_vmas_simulates_on_a_gpu():
 
 
 def test_auto_threads_follow_omp_num_threads_then_the_usable_cores(monkeypatch):
-    from components.config import AUTO_THREADS_MAX, auto_threads
+    from marlshare.components.config import AUTO_THREADS_MAX, auto_threads
 
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert auto_threads() == 3  # a launcher of parallel runs gave this process its share

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from components.layers import (
+from marlshare.components.layers import (
     IndexedLinear, LowRankLinear, MaskedLinear, SharedLinear, SpectralLinear, StackedLinear, agent_matmul,
 )
 
@@ -99,7 +99,7 @@ def test_bad_cluster_lists_are_rejected(bad):
 def test_agent_id_as_a_bias_is_the_appended_id(recurrent):
     """PS computes its input layer on [x, one-hot id] as W_x x + W_id[:, i]: same outputs and gradients
     as appending the id, same parameters (state dict unchanged)."""
-    from components.strategies import make_strategy
+    from marlshare.components.strategies import make_strategy
 
     n, d = 6, 10
     net = make_strategy("ps").make_network(n, d, 4, hidden=(16, 16), head="normal", recurrent=recurrent)
@@ -114,7 +114,7 @@ def test_agent_id_as_a_bias_is_the_appended_id(recurrent):
     reference = torch.nn.functional.linear(wide, first.weight, first.bias)
     torch.testing.assert_close(first.forward_with_id(x), reference, rtol=1e-6, atol=1e-6)
     assert first.weight.shape == (16, d + n)  # the id columns are still parameters of the layer
-    from components.layers import AgentLinear
+    from marlshare.components.layers import AgentLinear
 
     generic = AgentLinear.forward_with_id(first, x)  # the base class's append-then-forward path
     torch.testing.assert_close(generic, reference, rtol=1e-6, atol=1e-6)

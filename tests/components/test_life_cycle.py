@@ -7,14 +7,14 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-import envs
-from components.config import PhaseConfig, ScheduleConfig
-from components.layers import IndexedLinear, SharedLinear, SpectralLinear, StackedLinear, init_linear_
-from components.vectors import StackedVector
-from components.schedule import plan_phases
-from components.strategies import STRATEGIES, Strategy, make_strategy, successors
-from components.strategies.clustered import Clustered
-from components.trainer import Trainer
+from marlshare import envs
+from marlshare.components.config import PhaseConfig, ScheduleConfig
+from marlshare.components.layers import IndexedLinear, SharedLinear, SpectralLinear, StackedLinear, init_linear_
+from marlshare.components.vectors import StackedVector
+from marlshare.components.schedule import plan_phases
+from marlshare.components.strategies import STRATEGIES, Strategy, make_strategy, successors
+from marlshare.components.strategies.clustered import Clustered
+from marlshare.components.trainer import Trainer
 from tests.components import test_strategies as contract
 from tests.components.helpers import agent_layers, is_adapter, strategy_for
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from components.schedule import AutoSwitch
+from marlshare.components.schedule import AutoSwitch
 
 FRAMES = np.arange(1, 61) * 10_000
 

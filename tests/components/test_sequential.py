@@ -7,10 +7,10 @@ import pytest
 import torch
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
-from components.algorithms import actor_net
-from components.algorithms.sequential import SliceGuard, SequentialUpdate, agent_rows
-from components.layers import IndexedLinear, StackedLinear
-from components.trainer import Trainer
+from marlshare.components.algorithms import actor_net
+from marlshare.components.algorithms.sequential import SliceGuard, SequentialUpdate, agent_rows
+from marlshare.components.layers import IndexedLinear, StackedLinear
+from marlshare.components.trainer import Trainer
 from tests.components.test_trainer import ITER, params, tiny, two_phase
 
 
@@ -241,7 +241,7 @@ def test_a2po_epoch_loop_runs_every_agent_once_per_epoch_in_a_fresh_order(monkey
 
 
 def test_gae_trace_is_gae_with_unit_ratios_and_caps_the_trace_at_one():
-    from components.algorithms.sequential import gae_trace
+    from marlshare.components.algorithms.sequential import gae_trace
 
     torch.manual_seed(0)
     delta, done = torch.randn(3, 7), torch.zeros(3, 7, dtype=torch.bool)
@@ -277,7 +277,7 @@ def test_a2po_gae_trace_recomputes_each_later_agents_advantage_and_target(monkey
         torch.testing.assert_close(replaced["advantage"][..., agent, 0], gae[..., agent, 0], rtol=1e-4, atol=1e-4)
         others = [j for j in range(3) if j != agent]
         assert torch.equal(replaced["advantage"][..., others, :], gae[..., others, :])
-    monkeypatch.setattr("components.algorithms.sequential.gae_trace", lambda d, r, done, gl: d * 0 + 7.0)
+    monkeypatch.setattr("marlshare.components.algorithms.sequential.gae_trace", lambda d, r, done, gl: d * 0 + 7.0)
     seen.clear()
     update(rollout(trainer), trainer.loss, trainer.optimiser, trainer.trainable, lambda: 0.0, actor_net(trainer.actor))
     assert all((replaced["advantage"][..., agent, 0] == 7.0).all() for agent, replaced, _ in seen[1:])
@@ -349,5 +349,5 @@ def test_a2po_with_the_reference_value_loss_resumes_bit_identically(tmp_path):
     for x, y in ((actor_net(resumed.actor).net, actor_net(full.actor).net), (resumed.critic, full.critic)):
         for (k, a), (_, b) in zip(x.named_parameters(), y.named_parameters()):
             assert torch.equal(a, b), k
-    from components.algorithms.ppo import value_norm_of
+    from marlshare.components.algorithms.ppo import value_norm_of
     assert torch.equal(value_norm_of(resumed.critic).running_mean, value_norm_of(full.critic).running_mean)

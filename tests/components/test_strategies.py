@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from components.layers import SpectralLinear
-from components.strategies import STRATEGIES, make_strategy
-from components.transforms import count_parameters, to_lora
+from marlshare.components.layers import SpectralLinear
+from marlshare.components.strategies import STRATEGIES, make_strategy
+from marlshare.components.transforms import count_parameters, to_lora
 from tests.components.helpers import agent_layers, first, is_adapter, strategy_for
 
 ALL = list(STRATEGIES)
@@ -151,7 +151,7 @@ def test_mtl_scales_head_gradients_by_n_agents():
 
 
 def test_adaps_masks_are_fixed_and_agents_of_a_cluster_act_alike():
-    from components.strategies.adaps import keep_fractions
+    from marlshare.components.strategies.adaps import keep_fractions
 
     strategy = make_strategy("adaps", clusters=[0, 0, 1, 1], append_id=False)
     net = strategy.make_network(4, 10, 6, hidden=(64, 64))

@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from components.algorithms import actor_net
-from components.checkpoint import load, save_atomic
-from components.config import PhaseConfig, ScheduleConfig, TrainConfig
-from components.layers import LowRankLinear
-from components.trainer import ConfigError, Trainer, TrainingDiverged
-from components.transforms import count_parameters
+from marlshare.components.algorithms import actor_net
+from marlshare.components.checkpoint import load, save_atomic
+from marlshare.components.config import PhaseConfig, ScheduleConfig, TrainConfig
+from marlshare.components.layers import LowRankLinear
+from marlshare.components.trainer import ConfigError, Trainer, TrainingDiverged
+from marlshare.components.transforms import count_parameters
 
 ITER = 160  # frames per iteration: 8 copies x 20 steps
 
@@ -290,7 +290,7 @@ def test_each_phase_trains_with_its_own_learning_rates_clip_and_entropy(tmp_path
 
 @pytest.mark.parametrize("sharing,stacked", [("shared", False), ("nps", True)])
 def test_critic_sharing_gives_a_shared_or_per_agent_critic(tmp_path, sharing, stacked):
-    from components.layers import StackedLinear
+    from marlshare.components.layers import StackedLinear
 
     trainer = Trainer(tiny(**{"algorithm.critic_sharing": sharing}), run_dir=tmp_path)
     layers = [m for m in trainer.critic.modules() if hasattr(m, "param_sharing") and hasattr(m, "weight")]
@@ -318,7 +318,7 @@ def test_resume_restores_the_automatic_rule_with_its_streak(tmp_path):
 
 
 def test_load_run_rebuilds_any_checkpoints_actor(tmp_path):
-    from components.runs import load_run
+    from marlshare.components.runs import load_run
 
     trainer = Trainer(tiny(**TWO_PHASE), run_dir=tmp_path)
     trainer.run()

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from components.layers import LowRankLinear
-from components.strategies import make_strategy
-from components.transforms import count_parameters, merge_adapters, to_lora
+from marlshare.components.layers import LowRankLinear
+from marlshare.components.strategies import make_strategy
+from marlshare.components.transforms import count_parameters, merge_adapters, to_lora
 
 
 def _perturb_adapters(net, std=0.05):
@@ -91,7 +91,7 @@ def test_merge_folds_the_agent_id_into_a_bias():
 @pytest.mark.parametrize("name", ["ps_lora", "prism"])
 def test_dense_path_for_large_batches_matches_the_factored_path(name):
     """LoRA and Prism build per-agent dense weights for large batches; same function and gradients."""
-    from components.layers import DENSE_ROWS_FACTOR
+    from marlshare.components.layers import DENSE_ROWS_FACTOR
 
     net = make_strategy(name).make_network(3, 10, 6, hidden=(16, 16))
     if name == "ps_lora":

@@ -11,7 +11,7 @@ import torch
 from tensordict import TensorDictBase
 from torchrl.envs.utils import check_env_specs
 
-from envs import GROUP, env_info
+from marlshare.envs import GROUP, env_info
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -37,7 +37,7 @@ def random_policy(env):
 
 def ps_policy(env, strategy: str = "ps"):
     """A parameter-shared actor from the strategy registry, greedy, respecting masks and bounds."""
-    from components.strategies import make_strategy
+    from marlshare.components.strategies import make_strategy
 
     info = env_info(env)
     net = make_strategy(strategy).make_network(n_agents=info.n_agents, in_features=info.obs_dim,

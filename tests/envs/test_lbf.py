@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from envs import GROUP, make_env
+from marlshare.envs import GROUP, make_env
 
 TASK = "lbf/8x8-2p-2f-coop"
 
@@ -44,7 +44,7 @@ def test_time_limit_is_truncation_not_termination():
 def test_fast_observations_equal_lbf(env_id):
     import gymnasium as gym
 
-    from envs.lbf import write_observations
+    from marlshare.envs.lbf import write_observations
 
     env = gym.make(env_id).unwrapped
     nobs, _ = env.reset(seed=3)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from envs import GROUP, env_info, make_env
+from marlshare.envs import GROUP, env_info, make_env
 
 
 def make(task, seed=0, num_envs=2, **kw):
@@ -52,7 +52,7 @@ def test_humanoid_padding_masks_and_padded_actions():
 @pytest.mark.parametrize("scenario,conf,k", [("Ant", "4x2", 1), ("HalfCheetah", "2x3", 1), ("Walker2d", "2x3", 2),
                                              ("Humanoid", "9|8", 1), ("Hopper", "3x1", 0)])
 def test_compiled_observations_equal_mamujoco(scenario, conf, k):
-    from envs.mamujoco import MaMuJoCoSim
+    from marlshare.envs.mamujoco import MaMuJoCoSim
 
     sim = MaMuJoCoSim(scenario, conf, agent_obsk=k)
     assert sim.compiled is not None
@@ -72,7 +72,7 @@ def test_compiled_observations_equal_mamujoco(scenario, conf, k):
 
 
 def test_actions_map_to_mamujoco_global_action():
-    from envs.mamujoco import MaMuJoCoSim
+    from marlshare.envs.mamujoco import MaMuJoCoSim
 
     sim = MaMuJoCoSim("HalfCheetah", "2x3")
     action = np.arange(6, dtype=np.float32).reshape(2, 3) / 10
@@ -109,7 +109,7 @@ def test_unknown_task_lists_valid_ones():
 
 def test_walker2d_3x2_is_the_lorasa_authors_partition():
     """3 agents of 2 joints each, grouped and ordered as in the authors' MaMuJoCo copy (obsk.py)."""
-    from envs.mamujoco import MaMuJoCoSim, NAMED_PARTITIONS
+    from marlshare.envs.mamujoco import MaMuJoCoSim, NAMED_PARTITIONS
 
     env = make("walker2d-3x2", num_envs=1)
     info = env_info(env)

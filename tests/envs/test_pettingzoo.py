@@ -5,7 +5,7 @@ from functools import partial
 import pytest
 import torch
 
-from envs import GROUP, env_info, make_env
+from marlshare.envs import GROUP, env_info, make_env
 
 
 def make(task, seed=0, num_envs=2, **kw):
@@ -92,7 +92,7 @@ def test_state_built_from_observations_equals_env_state(task):
     """The adapter builds MPE2's and multiwalker's state from the observations; it must be state()."""
     import numpy as np
 
-    from envs.pettingzoo import TASKS, PettingZooSim
+    from marlshare.envs.pettingzoo import TASKS, PettingZooSim
 
     sim = PettingZooSim(TASKS[task])
     s = sim.spec

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from envs import FAMILIES, GROUP, env_info, make_env
+from marlshare.envs import FAMILIES, GROUP, env_info, make_env
 
 CHEAP = ["pettingzoo/simple_spread", "mamujoco/halfcheetah-2x3", "lbf/8x8-2p-2f-coop", "rware/tiny-2ag"]
 
@@ -27,7 +27,7 @@ def test_max_steps_caps_episodes_as_truncation(name):
 
 
 def test_smax_takes_max_steps():
-    from envs.smax import SmaxEnv
+    from marlshare.envs.smax import SmaxEnv
 
     assert SmaxEnv("3m", num_envs=2, max_steps=7)._smax.max_steps == 7
 

@@ -4,7 +4,7 @@ from functools import partial
 
 import pytest
 
-from envs import GROUP, env_info, make_env
+from marlshare.envs import GROUP, env_info, make_env
 
 
 def make(seed=0, num_envs=2, **kw):

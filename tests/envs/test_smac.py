@@ -4,8 +4,8 @@ from functools import partial
 
 import pytest
 
-from envs import make_env
-from envs import smac
+from marlshare.envs import make_env
+from marlshare.envs import smac
 
 
 def test_clear_error_without_starcraft():

@@ -10,7 +10,7 @@ from functools import partial
 import pytest
 import torch
 
-from envs import GROUP, env_info, make_env
+from marlshare.envs import GROUP, env_info, make_env
 
 B = 4
 
@@ -70,7 +70,7 @@ def test_partial_reset_and_collector(envcheck):
                                       "27m_vs_30m", "3s_vs_5z", "6h_vs_8z", "smacv2_5_units", "smacv2_10_units",
                                       "smacv2_20_units"])
 def test_every_required_map_builds(map_name):
-    from envs.smax import SmaxEnv
+    from marlshare.envs.smax import SmaxEnv
 
     env = SmaxEnv(map_name, num_envs=2, seed=0)  # builds specs; compiles nothing until reset
     expected_allies = {"3m": 3, "8m": 8, "25m": 25, "2s3z": 5, "3s5z": 8, "3s5z_vs_3s6z": 8, "5m_vs_6m": 5,
@@ -92,7 +92,7 @@ def test_unknown_map_lists_valid_ones():
 
 
 def test_smax_lacks_1c3s5z_and_mmm2_and_their_substitutes_say_what_they_hold():
-    from envs.smax import SUBSTITUTES, SmaxEnv, tasks
+    from marlshare.envs.smax import SUBSTITUTES, SmaxEnv, tasks
 
     assert "1c3s5z" not in tasks() and "MMM2" not in tasks()
     names = [n.lower() for n in SmaxEnv("1h3s5z", num_envs=1)._smax.unit_type_names]

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from components.trainer import Trainer
-from recipes.train import compose
+from marlshare.components.trainer import Trainer
+from marlshare.recipes.train import compose
 
 SMOKE = ["schedule=single", "logger=csv", "logger.progress=false", "algorithm.epochs=1",
          "algorithm.actor_hidden=[32,32]", "algorithm.critic_hidden=[32,32]", "env.eval_num_envs=2",

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from components import checkpoint as ckpt
-from components.trainer import ConfigError, Trainer
+from marlshare.components import checkpoint as ckpt
+from marlshare.components.trainer import ConfigError, Trainer
 from tests.components.test_trainer import ITER, rows, tiny
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ TINY = ["env.num_envs=8", "env.eval_num_envs=2", "env.max_steps=20", "env.option
 
 
 def marlshare(*args, cwd=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "recipes.cli", *args], cwd=cwd or ROOT, env=ENV,
+    return subprocess.run([sys.executable, "-m", "marlshare.recipes.cli", *args], cwd=cwd or ROOT, env=ENV,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -93,7 +93,7 @@ def test_no_usable_checkpoint_is_one_clear_error(tmp_path):
 # --- processes: env workers die with the trainer, shared memory is released ------------------------
 def test_kill_9_leaves_no_env_workers_or_shared_memory(tmp_path):
     before = {n for n in os.listdir("/dev/shm") if n.startswith("psm_")}
-    proc = subprocess.Popen([sys.executable, "-m", "recipes.cli", "train", "env=pettingzoo/simple_spread",
+    proc = subprocess.Popen([sys.executable, "-m", "marlshare.recipes.cli", "train", "env=pettingzoo/simple_spread",
                              "env.options.num_workers=2", "env.num_envs=4", "algorithm.frames_per_batch=400",
                              "algorithm.minibatch_size=200", "total_frames=100000000", "schedule=single",
                              "logger=csv", "logger.progress=false", f"run_dir={tmp_path}"],
@@ -122,7 +122,7 @@ def test_kill_9_leaves_no_env_workers_or_shared_memory(tmp_path):
 # --- Ctrl-C and SIGTERM: finish the update, save, say how to resume -------------------------------
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_saves_a_checkpoint_and_the_summary_and_exits_with_one_line(tmp_path, sig):
-    proc = subprocess.Popen([sys.executable, "-m", "recipes.cli", "train", *TINY, "total_frames=100000000",
+    proc = subprocess.Popen([sys.executable, "-m", "marlshare.recipes.cli", "train", *TINY, "total_frames=100000000",
                              f"run_dir={tmp_path}"], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     for _ in range(600):
@@ -154,7 +154,7 @@ def test_signal_saves_a_checkpoint_and_the_summary_and_exits_with_one_line(tmp_p
     (["env=foo/bar"], "unknown env family 'foo'"),
 ])
 def test_user_mistakes_are_one_line_before_any_directory(tmp_path, bad, message, monkeypatch, capsys):
-    from recipes.cli import main
+    from marlshare.recipes.cli import main
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
@@ -168,8 +168,8 @@ def test_user_mistakes_are_one_line_before_any_directory(tmp_path, bad, message,
 def test_divergence_stops_with_a_message_keeping_the_summary_and_checkpoint(tmp_path, monkeypatch, capsys):
     import json
 
-    from components.strategies.ps import PS
-    from recipes.cli import main
+    from marlshare.components.strategies.ps import PS
+    from marlshare.recipes.cli import main
 
     calls = {"n": 0}
 
@@ -189,7 +189,7 @@ def test_divergence_stops_with_a_message_keeping_the_summary_and_checkpoint(tmp_
 
 
 def test_short_iterations_and_rounded_frames_are_reported(tmp_path, capsys):
-    from recipes.cli import main
+    from marlshare.recipes.cli import main
 
     main(["train", *TINY, "env.max_steps=100", "total_frames=700", f"run_dir={tmp_path}"])
     err = capsys.readouterr().err
@@ -199,7 +199,7 @@ def test_short_iterations_and_rounded_frames_are_reported(tmp_path, capsys):
 
 # --- the command line --------------------------------------------------------------------------------
 def test_help_lists_commands_groups_choices_and_settings(capsys):
-    from recipes.cli import main
+    from marlshare.recipes.cli import main
 
     main(["--help"])
     out = capsys.readouterr().out
@@ -212,7 +212,7 @@ def test_help_lists_commands_groups_choices_and_settings(capsys):
 
 
 def test_envs_lists_families_and_shows_sizes(capfd):
-    from recipes.cli import main
+    from marlshare.recipes.cli import main
 
     main(["envs", "--limit", "3"])
     out = capfd.readouterr().out
@@ -223,7 +223,7 @@ def test_envs_lists_families_and_shows_sizes(capfd):
 
 
 def test_strategies_table_rejects_a_bad_cluster_count(capsys):
-    from recipes.cli import main
+    from marlshare.recipes.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["strategies", "--clusters", "0"])

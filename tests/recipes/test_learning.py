@@ -2,8 +2,8 @@
 
 import pytest
 
-from components.trainer import Trainer
-from recipes.train import compose
+from marlshare.components.trainer import Trainer
+from marlshare.recipes.train import compose
 
 
 @pytest.mark.slow

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from components.config import ConfigError
-from components.schedule import plan_phases
-from components.trainer import Trainer, as_train_config
-from components.config import validate_config
-from recipes import lorasa_grid
-from recipes.train import compose, main
+from marlshare.components.config import ConfigError
+from marlshare.components.schedule import plan_phases
+from marlshare.components.trainer import Trainer, as_train_config
+from marlshare.components.config import validate_config
+from marlshare.recipes import lorasa_grid
+from marlshare.recipes.train import compose, main
 
 CELLS = lorasa_grid.names()
 GRID = lorasa_grid.grid()

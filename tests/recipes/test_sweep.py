@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from recipes.sweep import SweepError, build_sweep, run_sweep
+from marlshare.recipes.sweep import SweepError, build_sweep, run_sweep
 
 # Tiny trials: 2 iterations of 100 frames each.
 TINY = ["env=vmas/navigation", "env.num_envs=4", "env.eval_num_envs=2", "env.max_steps=25",
@@ -118,8 +118,8 @@ def test_compare_groups_a_sweep_by_its_axes(sweep_dir):
 def test_trials_of_a_sweep_share_a_wandb_group_and_tags(tmp_path, monkeypatch):
     import torchrl.record.loggers as loggers
 
-    from components.config import LoggerConfig
-    from components.tracking import RunLogger
+    from marlshare.components.config import LoggerConfig
+    from marlshare.components.tracking import RunLogger
 
     seen = {}
     monkeypatch.setattr(loggers, "WandbLogger", lambda **kwargs: seen.update(kwargs) or object())

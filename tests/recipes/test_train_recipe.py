@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from components.schedule import plan_phases
-from components.trainer import as_train_config
-from recipes.train import compose, env_overrides
+from marlshare.components.schedule import plan_phases
+from marlshare.components.trainer import as_train_config
+from marlshare.recipes.train import compose, env_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["env.num_envs=8", "env.eval_num_envs=2", "env.max_steps=20", "env.options.n_agents=2",
@@ -62,7 +62,7 @@ def test_recipe_command_trains_end_to_end(tmp_path):
     """`python -m recipes.train` with the default recipe (PS -> PS+LoRA, W&B offline), tiny budget."""
     run_dir = tmp_path / "run"
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "recipes.train", *TINY, f"run_dir={run_dir}",
+    proc = subprocess.run([sys.executable, "-m", "marlshare.recipes.train", *TINY, f"run_dir={run_dir}",
                            f"hydra.run.dir={tmp_path / 'hydra'}", "logger.progress=false"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -88,7 +88,7 @@ def test_recipe_command_trains_end_to_end(tmp_path):
 def test_recipe_rejects_bad_config_with_one_line_and_no_run_directory(tmp_path, bad, message):
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
     tiny = [a for a in TINY if not a.startswith("schedule.")]
-    proc = subprocess.run([sys.executable, "-m", "recipes.train", *tiny, *bad, f"hydra.run.dir={tmp_path / 'run'}",
+    proc = subprocess.run([sys.executable, "-m", "marlshare.recipes.train", *tiny, *bad, f"hydra.run.dir={tmp_path / 'run'}",
                            "logger=csv"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("marlshare: invalid configuration: ") and message in proc.stderr
@@ -98,7 +98,7 @@ def test_recipe_rejects_bad_config_with_one_line_and_no_run_directory(tmp_path, 
 
 def test_given_clusters_pass_to_the_next_phase_at_config_time(tmp_path):
     """2 agents: seps_lora alone could not choose K, but it inherits seps's given clusters."""
-    from components.trainer import Trainer
+    from marlshare.components.trainer import Trainer
 
     cfg = compose([*TINY, "strategy=seps", "strategy.clusters=[0,1]", "schedule=two_phase", "schedule.switch_at=320",
                    "logger=csv", "logger.progress=false"])
@@ -112,7 +112,7 @@ def test_three_phase_chain_with_fitted_clusters_runs_from_the_command_line(tmp_p
     run_dir = tmp_path / "run"
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
     args = [a for a in TINY if not a.startswith(("schedule.", "env.options"))]
-    proc = subprocess.run([sys.executable, "-m", "recipes.train", *args, "env.options.n_agents=3",
+    proc = subprocess.run([sys.executable, "-m", "marlshare.recipes.train", *args, "env.options.n_agents=3",
                            "schedule=three_phase", "schedule.switch_at=[160,320]",
                            "schedule.phases.1.strategy.fit_frames=320", "schedule.phases.1.strategy.vae_epochs=2",
                            f"run_dir={run_dir}", "logger=csv", "logger.progress=false"],

@@ -12,8 +12,8 @@ import pytest
 import torch
 from scipy.stats import wasserstein_distance
 
-from components.layers import LowRankLinear
-from components.strategies import make_strategy
+from marlshare.components.layers import LowRankLinear
+from marlshare.components.strategies import make_strategy
 from tools.analyze import measures
 from tools.analyze.run_analysis import analyse_masks, same_inputs
 
@@ -161,8 +161,8 @@ def tiny_two_phase():
 
 
 def test_analyze_a_tiny_run_matches_hand_computations(tmp_path):
-    from components import checkpoint as ckpt
-    from components.trainer import Trainer
+    from marlshare.components import checkpoint as ckpt
+    from marlshare.components.trainer import Trainer
     from tools.analyze import analyze
 
     trainer = Trainer(tiny_two_phase(), run_dir=tmp_path)

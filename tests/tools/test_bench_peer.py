@@ -30,8 +30,8 @@ def test_preset_and_overrides_equal_every_declared_benchmarl_value():
 
 
 def test_the_documented_recipe_command_composes_to_benchmarl_setting():
-    from components.config import as_train_config, config_to_dict
-    from recipes.train import compose
+    from marlshare.components.config import as_train_config, config_to_dict
+    from marlshare.recipes.train import compose
 
     overrides = RECIPE.split()[2:]  # after "marlshare train"
     cfg = config_to_dict(as_train_config(compose(overrides)))
@@ -46,7 +46,7 @@ def test_the_preset_file_states_the_recipe_command():
 
 
 def test_marlshare_side_config(tmp_path):
-    from components.config import TrainConfig, as_train_config, config_to_dict
+    from marlshare.components.config import TrainConfig, as_train_config, config_to_dict
 
     cfg = as_train_config(bp.marlshare_config(seed=3, threads=2, frames=12000, run_dir=str(tmp_path)))
     plain = config_to_dict(cfg)

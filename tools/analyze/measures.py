@@ -31,7 +31,7 @@ import torch
 from scipy.stats import wasserstein_distance
 from torch import nn
 
-from components.layers import AgentLinear, LowRankLinear, MaskedLinear, SpectralLinear
+from marlshare.components.layers import AgentLinear, LowRankLinear, MaskedLinear, SpectralLinear
 
 
 # --- weights ------------------------------------------------------------------------------------------

@@ -103,7 +103,7 @@ def curve_estimates(curves: dict[str, np.ndarray], reps: int, seed: int = 0):
 
 
 def diversity(directory: Path, n_states: int = 128) -> float:
-    from components.runs import load_run
+    from marlshare.components.runs import load_run
     from tools.analyze.run_analysis import collect_states, policy_outputs, same_inputs
     from tools.analyze.measures import pairwise_wasserstein
 

@@ -68,7 +68,7 @@ def _train(args: list[str], directory: Path, nice: int, threads: int = 1) -> tup
     start = time.time()
     log = directory.parent / f"{directory.name}.log"
     with open(log, "w") as f:
-        cmd = ["nice", "-n", str(nice), sys.executable, "-m", "recipes.train", *args]
+        cmd = ["nice", "-n", str(nice), sys.executable, "-m", "marlshare.recipes.train", *args]
         # ``jobs`` runs share the cores: each gets its share of threads (the trainer's threads=auto reads it)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, env=env)

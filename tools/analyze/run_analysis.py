@@ -57,7 +57,7 @@ def collect_states(run, n_states: int = 256, num_envs: int = 8, seed: int = 1234
     from torchrl.envs import TransformedEnv
     from torchrl.envs.utils import ExplorationType, set_exploration_type
 
-    from components.algorithms.ppo import HIDDEN, MASK, OBS, make_actor, recurrent_env_transforms
+    from marlshare.components.algorithms.ppo import HIDDEN, MASK, OBS, make_actor, recurrent_env_transforms
 
     net, info = run.net, run.info
     env = TransformedEnv(run.make_env(num_envs, seed))
@@ -337,7 +337,7 @@ def analyse_masks(run, out: Path) -> dict:
 
 def lora_checkpoints(run_dir: Path) -> list[tuple[str, object, int]]:
     """(name, network, frames) of every checkpoint of the run whose network has LoRA adapters."""
-    from components.runs import load_run
+    from marlshare.components.runs import load_run
 
     found = {}
     # named checkpoints first: a rotated copy (last.1) saved at the same frame as phase_switch is a duplicate
@@ -354,7 +354,7 @@ def analyze(run_dir, checkpoint: str = "last", out=None, n_states: int = 256, in
             seed: int = 12345, threads: int = 1) -> dict:
     """Every analysis of one checkpoint of ``run_dir``; files in ``out`` (default ``RUN_DIR/analysis``).
     ``threads``: torch threads (1, as training: tiny layers lose more to thread hand-offs than they gain)."""
-    from components.runs import load_run
+    from marlshare.components.runs import load_run
 
     torch.set_num_threads(threads)
     run_dir = Path(run_dir)

@@ -24,8 +24,8 @@ import time
 
 import torch
 
-from components.strategies import STRATEGIES, make_strategy
-from components.transforms import count_parameters, merge_adapters
+from marlshare.components.strategies import STRATEGIES, make_strategy
+from marlshare.components.transforms import count_parameters, merge_adapters
 from tools.bench_strategies import clusters_for
 
 AGENTS = (2, 4, 8, 16, 32, 64, 128)

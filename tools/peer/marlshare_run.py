@@ -60,9 +60,9 @@ class Timed:
 def run(args) -> dict:
     import torch
 
-    from components.algorithms.ppo import actor_net
-    from components.config import config_to_dict
-    from components.trainer import Trainer
+    from marlshare.components.algorithms.ppo import actor_net
+    from marlshare.components.config import config_to_dict
+    from marlshare.components.trainer import Trainer
     from tools.bench_peer import marlshare_config
 
     clock = _measure.IterationClock()
