@@ -8,11 +8,15 @@ import sys
 COMMANDS = {
     "train": ("marlshare.recipes.train", "main", "train one run (Hydra overrides: key=value ...)"),
     "sweep": ("marlshare.recipes.sweep", "main", "a grid of trials on Ray (docs/sweeps.md)"),
-    "compare": ("tools.compare", "main", "IQM / mean with bootstrap CIs and rliable figures of runs or sweeps"),
-    "analyze": ("tools.analyze", "main", "figures and numbers inside a trained team (docs/analysis.md)"),
-    "envs": ("tools.env_table", "main", "the registered environments; `envs FAMILY` shows agents and sizes"),
-    "strategies": ("tools.strategy_table", "main", "parameter table of every strategy for a network shape"),
-    "plot": ("tools.plots", "main", "learning curve(s) of run directories"),
+    "compare": ("marlshare.components.analysis.compare", "main",
+                "IQM / mean with bootstrap CIs and rliable figures of runs or sweeps"),
+    "analyze": ("marlshare.components.analysis.run_analysis", "main",
+                "figures and numbers inside a trained team (docs/analysis.md)"),
+    "envs": ("marlshare.components.analysis.env_table", "main",
+             "the registered environments; `envs FAMILY` shows agents and sizes"),
+    "strategies": ("marlshare.components.analysis.strategy_table", "main",
+                   "parameter table of every strategy for a network shape"),
+    "plot": ("marlshare.components.analysis.plots", "main", "learning curve(s) of run directories"),
 }
 
 USAGE = "usage: marlshare COMMAND [ARGS ...]\n\ncommands:\n" + "\n".join(

@@ -65,6 +65,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from marlshare.components.analysis.scaling import clusters_for  # one cluster rule for benchmarks and analyses
 from marlshare.components.layers import LowRankLinear, SpectralLinear
 from marlshare.components.strategies import STRATEGIES, make_strategy
 from marlshare.components.transforms import merge_adapters
@@ -75,12 +76,6 @@ from tools.reports import write_json
 IN_FEATURES, OUT_FEATURES = 32, 8
 MODES = ("fwd+bwd", "fwd")
 SMALL_BATCH_STRATEGIES = ("ps_lora", "seps_lora", "prism")  # the issue-13 small-batch target
-
-
-def clusters_for(n_agents: int) -> list[int]:
-    """``K = max(1, N // 4)`` clusters, agents assigned round-robin (labels 0..K-1, all used)."""
-    k = max(1, n_agents // 4)
-    return [i % k for i in range(n_agents)]
 
 
 def build_network(name: str, n_agents: int, hidden: int, seed: int = 0) -> nn.Module:

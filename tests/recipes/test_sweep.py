@@ -104,7 +104,7 @@ def test_a_rerun_skips_finished_trials_and_resumes_interrupted_ones(sweep_dir):
 
 
 def test_compare_groups_a_sweep_by_its_axes(sweep_dir):
-    from tools.compare import compare
+    from marlshare.components.analysis.compare import compare
 
     rows = compare([sweep_dir], reps=50)
     trials = _manifest(sweep_dir)["trials"]

@@ -1,6 +1,4 @@
-"""Analyses of trained runs (``marlshare analyze RUN_DIR``, :func:`analyze`) and the reproductions of
-the papers' claims (``python -m tools.analyze.results``, ``make results``). See docs/analysis.md."""
-
-from tools.analyze.run_analysis import analyze, main
-
-__all__ = ["analyze", "main"]
+"""The reproductions of the papers' claims (``python -m tools.analyze.results``, ``make results``):
+:mod:`.results` runs a results grid, :mod:`.report` turns it into the tables and figures of
+docs/results.md, :mod:`.grid` holds what both need. The analyses themselves are library code,
+:mod:`marlshare.components.analysis` (``marlshare analyze``, docs/analysis.md)."""

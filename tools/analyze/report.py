@@ -8,9 +8,9 @@ one task per table the strata are that task's runs). Learning curves: IQM over s
 return at each evaluation, shaded 95% bootstrap CI, same method. Parameters are those of the final
 phase's actor (``summary.json: parameters``).
 
-For the Prism / AdaPS diversity claim, each run's last checkpoint is also analysed
-(:func:`tools.analyze.run_analysis.analyse_behaviour`): the mean over agent pairs of the distance
-between their action distributions on the same inputs.
+For the Prism / AdaPS diversity claim, each run's last checkpoint is also analysed (as
+:func:`marlshare.components.analysis.run_analysis.analyse_behaviour` does): the mean over agent pairs
+of the distance between their action distributions on the same inputs.
 
 Writes ``<docs>/data/results_<claim>.csv``, ``<docs>/data/results.md`` (the tables, pasted into
 docs/results.md), ``<docs>/data/results.json`` and ``<docs>/figures/results_<claim>.png``.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.analyze.results import finished, load_definition, run_dir, trials
+from tools.analyze.grid import finished, load_definition, run_dir, trials
 
 SL, ABL, HC = "speaker_listener", "speaker_listener_ablations", "halfcheetah"
 
@@ -48,7 +48,7 @@ CLAIMS = [
 
 
 def _evals(directory: Path) -> tuple[np.ndarray, np.ndarray]:
-    from tools.plots import _evals as plot_evals  # initial evaluation + every eval_return in metrics.csv
+    from marlshare.components.analysis.plots import _evals as plot_evals  # initial evaluation + every eval_return in metrics.csv
 
     frames, returns = plot_evals(directory)
     return np.asarray(frames), np.asarray(returns)
@@ -103,9 +103,9 @@ def curve_estimates(curves: dict[str, np.ndarray], reps: int, seed: int = 0):
 
 
 def diversity(directory: Path, n_states: int = 128) -> float:
+    from marlshare.components.analysis.measures import pairwise_wasserstein
+    from marlshare.components.analysis.states import collect_states, policy_outputs, same_inputs
     from marlshare.components.runs import load_run
-    from tools.analyze.run_analysis import collect_states, policy_outputs, same_inputs
-    from tools.analyze.measures import pairwise_wasserstein
 
     run = load_run(directory, "last")
     x, h, m = same_inputs(*collect_states(run, n_states, seed=0))
@@ -213,7 +213,7 @@ def report(paths: list[str], out: Path, docs: Path, reps: int = 2000) -> dict:
         fig.tight_layout()
         fig.savefig(docs / "figures" / f"results_{claim['id']}.png", dpi=100)
         plt.close(fig)
-        from tools.analyze.run_analysis import write_csv
+        from marlshare.components.analysis.run_analysis import write_csv
 
         write_csv(docs / "data" / f"results_{claim['id']}.csv",
                   [{k: v for k, v in r.items() if k not in ("finals", "action_distance", "curve_frames", "curve_iqm")} |

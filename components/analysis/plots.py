@@ -1,4 +1,4 @@
-"""Plots of runs: ``python -m tools.plots RUN_DIR [RUN_DIR ...] [--out FILE]``.
+"""Plots of runs: ``marlshare plot RUN_DIR [RUN_DIR ...] [--out FILE]``.
 
 One run: its learning curve (evaluation and training return against frames, the phase switch
 marked) written to ``RUN_DIR/learning_curve.png``. Several runs: their evaluation curves on one
@@ -96,7 +96,7 @@ def plot_comparison(run_dirs: list[str | Path], out: str | Path) -> Path:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="marlshare plot", description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)

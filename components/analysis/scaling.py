@@ -1,9 +1,10 @@
 """Parameters, training-step time and inference time of every strategy against the number of agents
 (LoRASA Fig. 3), for the actor architecture of a run (or any network shape).
 
-For each strategy of the registry and each N: the strategy's network is built with that N (clustered
-strategies: ``K = max(1, N // 4)`` clusters, agents round-robin, as ``tools.bench_strategies``),
-parameters are counted with :func:`components.transforms.count_parameters` (``total``, and
+For each strategy of the registry and each N: the strategy's network is built with that N (strategies
+that declare ``needs_clusters``: ``K = max(1, N // 4)`` clusters, agents round-robin, :func:`clusters_for`,
+the rule of the strategy benchmarks too), parameters are counted with
+:func:`components.transforms.count_parameters` (``total``, and
 ``trainable`` = what the strategy trains in its phase: adapters and log-std deltas for the LoRA
 strategies, mask logits plus the shared factors for Prism), and two things are timed on a batch
 ``x [B, N, obs]`` of ``B`` states per agent:
@@ -11,7 +12,8 @@ strategies, mask logits plus the shared factors for Prism), and two things are t
 - **train step**: forward, ``sum`` of the outputs, backward, one Adam step over the strategy's
   trainable parameters;
 - **inference**: forward under ``torch.no_grad``, with LoRA adapters merged first
-  (:func:`components.transforms.merge_adapters`, LoRASA Algorithm 3).
+  (:func:`components.transforms.merge_adapters`, LoRASA Algorithm 3) for every strategy built on the
+  :class:`~components.strategies.lora.LoRA` mixin (:func:`merges_adapters`).
 
 Each time is the minimum over ``repeats`` of the mean per-call time of a block of calls lasting at
 least ``min_time`` seconds, after three warm-up calls, in this process's torch threads (wall clock;
@@ -25,11 +27,27 @@ import time
 import torch
 
 from marlshare.components.strategies import STRATEGIES, make_strategy
+from marlshare.components.strategies.lora import LoRA
 from marlshare.components.transforms import count_parameters, merge_adapters
-from tools.bench_strategies import clusters_for
 
 AGENTS = (2, 4, 8, 16, 32, 64, 128)
-LORA = ("ps_lora", "seps_lora")
+
+
+def clusters_for(n_agents: int) -> list[int]:
+    """``K = max(1, N // 4)`` clusters, agents assigned round-robin (labels 0..K-1, all used)."""
+    k = max(1, n_agents // 4)
+    return [i % k for i in range(n_agents)]
+
+
+def merges_adapters(name: str) -> bool:
+    """Whether strategy ``name`` has LoRA adapters to merge for inference. Read off its registered
+    class (the :class:`LoRA` mixin), not a list of names, so a new LoRA strategy is timed merged too."""
+    return issubclass(STRATEGIES[name], LoRA)
+
+
+def adapter_strategies() -> list[str]:
+    """The registered strategies with LoRA adapters, in registry order."""
+    return [name for name in STRATEGIES if merges_adapters(name)]
 
 
 def build(name: str, n_agents: int, shape: dict, seed: int = 0):
@@ -85,7 +103,7 @@ def measure(shape: dict, agents=AGENTS, strategies=None, batch: int = 256, repea
                     _outputs_sum(net(x)).backward()
                     opt.step()
 
-                inference = merge_adapters(net) if name in LORA else net
+                inference = merge_adapters(net) if merges_adapters(name) else net
 
                 def infer():
                     with torch.no_grad():

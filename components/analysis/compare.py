@@ -192,7 +192,7 @@ def score_matrices(runs: list[Run]) -> tuple[dict[str, np.ndarray], list[str], l
 
 
 def _eval_curve(run: Run) -> dict[float, float]:
-    from tools.plots import read_metrics
+    from marlshare.components.analysis.plots import read_metrics
 
     m = read_metrics(run.run_dir)
     curve = {f: r for f, r in zip(m.get("frames", []), m.get("eval_return", [])) if r == r}
@@ -381,7 +381,7 @@ def main(argv=None):
         Path(args.marl_eval).write_text(json.dumps(marl_eval_json(runs), indent=2))
         written.append(Path(args.marl_eval))
     if args.plot:
-        from tools.plots import plot_comparison
+        from marlshare.components.analysis.plots import plot_comparison
 
         written.append(plot_comparison([r.run_dir for r in runs], args.plot))
     print("wrote " + ", ".join(map(str, written)))

@@ -1,4 +1,4 @@
-"""Parameter table of every strategy: ``python -m tools.strategy_table --agents 8 --obs 18 --actions 2``.
+"""Parameter table of every strategy: ``marlshare strategies --agents 8 --obs 18 --actions 2``.
 
 For one network shape, prints total / shared / per-cluster / per-agent / trainable parameters of
 each strategy (those that declare ``needs_clusters`` get ``--clusters`` clusters assigned round-robin).
@@ -11,6 +11,7 @@ import argparse
 from marlshare.components.strategies import STRATEGIES, make_strategy
 from marlshare.components.transforms import count_parameters
 
+
 def table(n_agents=8, obs=18, actions=2, hidden=(64, 64), clusters=2, recurrent=False) -> list[dict]:
     rows = []
     for name, cls in STRATEGIES.items():
@@ -22,7 +23,7 @@ def table(n_agents=8, obs=18, actions=2, hidden=(64, 64), clusters=2, recurrent=
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="marlshare strategies", description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=8)
     parser.add_argument("--obs", type=int, default=18)
     parser.add_argument("--actions", type=int, default=2)

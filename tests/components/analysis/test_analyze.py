@@ -14,8 +14,8 @@ from scipy.stats import wasserstein_distance
 
 from marlshare.components.layers import LowRankLinear
 from marlshare.components.strategies import make_strategy
-from tools.analyze import measures
-from tools.analyze.run_analysis import analyse_masks, same_inputs
+from marlshare.components.analysis import measures
+from marlshare.components.analysis.run_analysis import analyse_masks, same_inputs
 
 
 # --- sparsity -------------------------------------------------------------------------------------------
@@ -163,7 +163,7 @@ def tiny_two_phase():
 def test_analyze_a_tiny_run_matches_hand_computations(tmp_path):
     from marlshare.components import checkpoint as ckpt
     from marlshare.components.trainer import Trainer
-    from tools.analyze import analyze
+    from marlshare.components.analysis.run_analysis import analyze
 
     trainer = Trainer(tiny_two_phase(), run_dir=tmp_path)
     trainer.run()

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tools.compare import compare, main, score_matrices, load_runs
+from marlshare.components.analysis.compare import compare, main, score_matrices, load_runs
 
 FINALS = {"ps": [1.0, 2.0, 3.0, 4.0, 100.0], "nps": [0.5, -1.0, 2.5, 0.0, 1.5]}
 

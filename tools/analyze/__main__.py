@@ -1,3 +1,0 @@
-from tools.analyze.run_analysis import main
-
-main()
