@@ -12,9 +12,12 @@ import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
+from torch import nn
 
 from marlshare.components import checkpoint as ckpt
 from marlshare.components.config import ConfigError, TrainConfig, as_train_config
+from marlshare.components.run_state import RunState
+from marlshare.components.runs import load_network
 
 #: settings a resumed run may change: how long it trains, how it reports and where and how it computes
 #: (a run started on a GPU can go on on a CPU), nothing that shapes it
@@ -65,3 +68,11 @@ def open_run(run_dir, changes: dict | None = None) -> tuple[TrainConfig, Path, d
 def changed_settings(saved: TrainConfig, wanted: TrainConfig) -> dict:
     """The :data:`RESUMABLE` settings that differ between two configs."""
     return {key: _get(wanted, key) for key in RESUMABLE if _get(wanted, key) != _get(saved, key)}
+
+
+def restore(state: dict, net_kwargs: dict, schedule, plans) -> tuple[nn.Module, RunState]:
+    """The actor network and run state of checkpoint ``state``: the network of the checkpoint's phase
+    is rebuilt by replaying the chain of strategies (no fit: the fitted hyperparameters are saved),
+    then every value is loaded."""
+    net, strategies = load_network(state, net_kwargs)
+    return net, RunState.restore(state, strategies, schedule, plans)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 #: command -> (module, function, one-line description)
@@ -26,6 +27,168 @@ USAGE = "usage: marlshare COMMAND [ARGS ...]\n\ncommands:\n" + "\n".join(
     "  marlshare train env=smax/3s5z strategy=seps schedule=single\n"
     "  marlshare train --help                            # config groups, their choices, key settings\n"
     "  marlshare sweep navigation_ps_nps && marlshare compare sweeps/navigation_ps_nps")
+
+
+# --- marlshare train ------------------------------------------------------------------------------
+# The command line's side of the training recipe (recipes/train.py): help, Hydra multiruns, resume
+# arguments and one-line errors with exit codes (2: bad configuration, 3: diverged, 130: stopped).
+
+def train_command(argv: list[str], train) -> None:
+    """``marlshare train ARGS`` with the recipe's ``train`` function."""
+    if any(a in ("-h", "--help") for a in argv):
+        print(help_text())
+        return
+    if any(a in ("-m", "--multirun") or a.startswith("--") for a in argv):
+        from marlshare.components.config import ConfigError
+        from marlshare.recipes.compose import env_overrides
+
+        try:
+            sys.argv = [sys.argv[0]] + env_overrides(argv)
+        except ConfigError as err:
+            print(f"marlshare: invalid configuration: {err}", file=sys.stderr)
+            sys.exit(2)
+        _hydra_multirun(train)
+    else:
+        run_single(argv, train)
+
+
+def _hydra_multirun(train) -> None:
+    """Multirun (``-m``) jobs: Hydra makes each job's directory."""
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from marlshare.components.config import ConfigError
+    from marlshare.recipes.compose import CONF_DIR
+
+    @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
+    def job(cfg) -> None:
+        run_dir = cfg.run_dir or HydraConfig.get().runtime.output_dir
+        try:
+            train(cfg, run_dir=None if cfg.resume else run_dir)
+        except ConfigError as err:  # one clear line, not a traceback
+            print(f"marlshare: invalid configuration: {err}", file=sys.stderr)
+            sys.exit(2)
+
+    job()
+
+
+def resume_overrides(args: list[str]) -> tuple[str, dict] | None:
+    """For ``resume=RUN key=value ...``: the run and the other settings given (a resume may change only
+    a few, see components/resume.py); None when not resuming."""
+    pairs = [a.lstrip("+").partition("=") for a in args]
+    run = next((v for k, _, v in pairs if k == "resume"), None)
+    if not run:
+        return None
+    return run, {k: yaml_value(v) for k, _, v in pairs if k != "resume"}
+
+
+def yaml_value(value):
+    """A command-line value as Hydra would read it (``600`` -> 600, ``false`` -> False)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(value) if isinstance(value, str) else value
+    except yaml.YAMLError:
+        return value
+
+
+def _run_dir(overrides: list[str]) -> str:
+    """The run directory Hydra would use (``hydra.run.dir``), resolved without creating it."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from marlshare.recipes.compose import CONF_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        full = hydra_compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    return str(full.hydra.run.dir)
+
+
+def run_single(argv: list[str], train) -> None:
+    """One run: compose, check everything (the env included), and only then create the run directory."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from marlshare.components.interrupts import RunInterrupted
+    from marlshare.components.trainer import ConfigError, Trainer, TrainingDiverged
+    from marlshare.recipes.compose import compose, env_overrides
+
+    try:
+        overrides = env_overrides(argv)
+        resume = resume_overrides(argv)
+        if resume is not None:  # continue a run as configured, with the few changes a resume allows
+            cfg = {"resume": resume[0]}
+            trainer = Trainer(cfg, resume_changes=resume[1])
+        else:
+            cfg = compose(overrides)
+            trainer = Trainer(cfg, run_dir=cfg.run_dir or _run_dir(overrides))
+    except (ConfigError, HydraException, OmegaConfBaseException) as err:  # one clear line, not a traceback
+        message = " ".join(line.strip() for line in str(err).strip().splitlines()) or type(err).__name__
+        print(f"marlshare: invalid configuration: {message}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        train(cfg, trainer=trainer)
+    except ConfigError as err:
+        print(f"marlshare: invalid configuration: {err}", file=sys.stderr)
+        sys.exit(2)
+    except TrainingDiverged as err:
+        print(f"marlshare: training diverged: {err} The summary is in {trainer.run_dir / 'summary.json'}.",
+              file=sys.stderr)
+        sys.exit(3)
+    except RunInterrupted as err:
+        print(f"marlshare: {err}", file=sys.stderr)
+        sys.exit(130)
+
+
+def presets(group: str) -> list[str]:
+    """The preset names of a config group (``recipes/conf/<group>/**.yaml``)."""
+    from marlshare.components.strategies import STRATEGIES
+    from marlshare.recipes.compose import CONF_DIR
+
+    if group == "strategy":
+        return list(STRATEGIES)
+    root = CONF_DIR / group
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+
+
+def help_text() -> str:
+    """``marlshare train --help``: the config groups with their choices, and the key settings."""
+    from marlshare.components.config import AlgorithmConfig, EnvConfig, ScheduleConfig, TrainConfig
+    from marlshare.recipes import lorasa_grid
+
+    defaults = dataclasses.asdict(TrainConfig())
+    lines = ["usage: marlshare train [group=choice ...] [key=value ...] [-m for a Hydra sweep]", "",
+             "config groups (group=choice):"]
+    for group in ("env", "strategy", "algorithm", "schedule", "logger"):
+        lines.append(f"  {group:<10} " + ", ".join(presets(group)))
+    lines.append("  (env also takes any registered env name: `marlshare envs` lists them)")
+    g = lorasa_grid.grid()
+    lines.append(f"  {'experiment':<10} lorasa/<algorithm>/<task>/<strategy>: the LoRASA paper's grid, "
+                 f"{len(lorasa_grid.names())} cells (docs/lorasa_grid.md)")
+    lines.append(f"             algorithm {', '.join(g['algorithms'])}; task {', '.join(g['tasks'])}; "
+                 f"strategy {', '.join(g['strategies'])}")
+    lines += ["", "key settings (key=value; defaults shown):"]
+    for key in ("total_frames", "eval_every", "checkpoint_every", "checkpoint_keep", "seed", "threads", "device",
+                "run_dir", "resume"):
+        lines.append(f"  {key:<32} {defaults[key]}")
+    for prefix, cls in (("env", EnvConfig), ("algorithm", AlgorithmConfig)):
+        for f in dataclasses.fields(cls):
+            if f.name in ("options",) or f.name.startswith("auto_"):
+                continue
+            value = getattr(cls(), f.name)
+            lines.append(f"  {prefix + '.' + f.name:<32} {value}")
+    lines += [f"  {'env.options.<name>':<32} passed to the env (e.g. env.options.n_agents=4)",
+              f"  {'strategy.<hyperparameter>':<32} the first phase's strategy (see docs/strategies.md)"]
+    for f in dataclasses.fields(ScheduleConfig):
+        if not f.name.startswith("auto_"):
+            lines.append(f"  {'schedule.' + f.name:<32} {getattr(ScheduleConfig(), f.name)}")
+    lines += [f"  {'schedule.phases.<i>.<key>':<32} strategy, until, auto, lr, critic_lr, clip_epsilon, "
+              f"entropy_coeff, label", "",
+              "a resume continues a run as configured: resume=RUN [total_frames=N] [threads=..] [device=..] "
+              "[logger.progress=..]",
+              "every setting: components/config.py; examples: recipes/train.py, README.md"]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:

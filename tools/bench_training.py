@@ -89,6 +89,7 @@ from torchrl.envs.libs.vmas import VmasEnv
 from torchrl.modules import MultiAgentMLP, ProbabilisticActor, TanhNormal
 from torchrl.objectives import ClipPPOLoss, ValueEstimators
 
+from marlshare.recipes.compose import CONF_DIR
 from tools.bench_peer import code_version
 from tools.reports import write_json
 from tools.peer.settings import BENCHMARL as PEER_SETTING
@@ -106,7 +107,6 @@ BENCHMARL = {k: PEER_SETTING[f"algorithm.{k}"] for k in ("frames_per_batch", "ep
              "adam_eps", "max_grad_norm", "clip_grad_per_network", "clip_epsilon", "gamma", "lmbda", "actor_hidden",
              "critic_hidden", "reset_each_iteration")} | {k: PEER_SETTING[f"env.{k}"] for k in ("num_envs", "max_steps")}
 # --quick: tiny networks and batches, only to check that the script runs end to end.
-CONF_DIR = Path(__file__).resolve().parents[1] / "recipes" / "conf"
 QUICK = ["env.num_envs=4", "env.eval_num_envs=2", "algorithm.frames_per_batch=400", "algorithm.epochs=2",
          "algorithm.minibatch_size=100", "algorithm.actor_hidden=[32,32]", "algorithm.critic_hidden=[32,32]"]
 
@@ -337,7 +337,7 @@ def run_repeat(repeat: int, args, log) -> dict:
         ref.close()
         count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
         return {"seed": seed, "settings": asdict(settings), "frames_per_batch": fpb,
-                "marlshare_parameters": ours.trainer.param_counts,
+                "marlshare_parameters": ours.trainer.state.param_counts,
                 "marlshare_critic_parameters": count(ours.trainer.critic),
                 "reference_parameters": {"actor": count(ref.policy), "critic": count(ref.critic)},
                 "rounds": rounds}

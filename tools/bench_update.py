@@ -56,7 +56,7 @@ def build(name: str, threads: int, quick: bool):
                                   "total_frames=1000000"] + (QUICK if quick else [])
     trainer = Trainer(compose(overrides), run_dir=tempfile.mkdtemp(prefix="bench_update_"))
     if len(trainer.plans) > 1 and any("switch_at" in o for o in overrides):
-        trainer._enter(1, "bench")  # the fine-tuning phase: adapters on a frozen backbone
+        trainer.enter_phase(1, "bench")  # the fine-tuning phase: adapters on a frozen backbone
     collector = Collector(trainer.env, trainer.actor, frames_per_batch=trainer.cfg.algorithm.frames_per_batch,
                           total_frames=-1, auto_register_policy_transforms=False)
     batch = next(iter(collector))

@@ -81,7 +81,7 @@ def test_single_phase_seps_fits_its_clusters_at_the_start_and_resume_does_not_re
     trainer = Trainer(cfg, run_dir=tmp_path)
     trainer.run(max_iterations=1)
     assert trainer.strategy.clusters == TYPES
-    fit = trainer.fits["train"]
+    fit = trainer.state.fits["train"]
     assert fit["clusters"] == TYPES and fit["k"] == 3 and fit["fit_frames"] == 2000
     assert load(tmp_path / "checkpoints" / "last.pt")["strategies"][0]["clusters"] == TYPES
 

@@ -12,7 +12,7 @@ from marlshare.components.checkpoint import load, save_atomic
 from marlshare.components.config import PhaseConfig, ScheduleConfig, TrainConfig
 from marlshare.components.layers import LowRankLinear
 from marlshare.components.trainer import ConfigError, Trainer, TrainingDiverged
-from marlshare.components.transforms import count_parameters
+from marlshare.components.networks import count_parameters
 
 ITER = 160  # frames per iteration: 8 copies x 20 steps
 
@@ -70,7 +70,7 @@ def test_resumed_run_continues_bit_identically(tmp_path, changes):
     interrupted.run(max_iterations=2)  # stops as a crash would, after the checkpoint of iteration 2
     del interrupted
     resumed = Trainer(tiny(resume=str(tmp_path / "resumed")))
-    assert resumed.frames == 2 * ITER and resumed.phase_index == (1 if changes else 0)
+    assert resumed.state.frames == 2 * ITER and resumed.state.phase_index == (1 if changes else 0)
     resumed.run()
     assert rows(tmp_path / "resumed") == rows(tmp_path / "full")  # same losses, returns, for iterations 3-4
     assert_same_params(params(resumed), params(full))
@@ -91,7 +91,7 @@ def test_same_seed_same_run_different_seed_different_run(tmp_path):
 def test_phase_switch_keeps_outputs_and_trains_only_adapters(tmp_path):
     trainer = Trainer(tiny(**TWO_PHASE), run_dir=tmp_path)
     trainer.run(max_iterations=2)  # switch happens at the end of iteration 2
-    assert trainer.phase_index == 1
+    assert trainer.state.phase_index == 1
     net = actor_net(trainer.actor).net
     assert any(isinstance(m, LowRankLinear) for m in net.modules())
     switch = load(tmp_path / "checkpoints" / "phase_switch.pt")
@@ -114,7 +114,7 @@ def test_with_two_threads_the_switch_keeps_outputs_to_float_precision(tmp_path):
     trainer = Trainer(tiny(threads=2, **TWO_PHASE), run_dir=tmp_path)
     obs = torch.randn(64, 2, trainer.info.obs_dim)
     before = actor_net(trainer.actor)(obs)
-    trainer._enter(1, "test")
+    trainer.enter_phase(1, "test")
     after = actor_net(trainer.actor)(obs)
     for x, y in zip(before, after):
         torch.testing.assert_close(x, y, rtol=1e-6, atol=1e-6)
@@ -124,7 +124,7 @@ def test_outputs_identical_across_the_switch_and_collector_uses_the_new_network(
     trainer = Trainer(tiny(**TWO_PHASE), run_dir=tmp_path)
     obs = torch.randn(5, 2, trainer.info.obs_dim)
     before = actor_net(trainer.actor)(obs)
-    trainer._enter(1, "test")
+    trainer.enter_phase(1, "test")
     after = actor_net(trainer.actor)(obs)
     assert all(torch.equal(x, y) for x, y in zip(before, after))
     with torch.no_grad():  # move the adapters: the collector must act with the new network
@@ -145,7 +145,7 @@ def test_nonfinite_updates_are_skipped_then_the_run_stops_keeping_the_last_check
     original = trainer.strategy.aux_loss
 
     def poison(net):
-        return torch.tensor(math.nan) if trainer.iteration >= 2 else original(net)
+        return torch.tensor(math.nan) if trainer.state.iteration >= 2 else original(net)
 
     monkeypatch.setattr(trainer.strategy, "aux_loss", poison)
     with pytest.raises(TrainingDiverged, match=r"3 consecutive updates had a non-finite loss.*last\.pt"):
@@ -276,7 +276,7 @@ def test_each_phase_trains_with_its_own_learning_rates_clip_and_entropy(tmp_path
     assert [g["lr"] for g in trainer.optimiser.param_groups] == [3e-4, 3e-4]
     assert trainer.loss.clip_epsilon.item() == pytest.approx(0.2)
     trainer.run(max_iterations=2)  # the switch to the fine-tuning phase happens here
-    assert trainer.phase_index == 1
+    assert trainer.state.phase_index == 1
     assert [g["lr"] for g in trainer.optimiser.param_groups] == [1e-3, 5e-5]
     assert trainer.loss.clip_epsilon.item() == pytest.approx(0.05)
     assert trainer.loss.entropy_coeff.item() == pytest.approx(0.01)
@@ -309,12 +309,12 @@ def test_resume_restores_the_automatic_rule_with_its_streak(tmp_path):
                                                              PhaseConfig(strategy={"rank": 2})])
     trainer = Trainer(tiny(schedule=schedule), run_dir=tmp_path)
     trainer.run(max_iterations=1)
-    trainer.auto_switch._streak = 1  # one evaluation into the rule's patience
-    trainer.auto_switch.history.append((12345, 0.5))
+    trainer.state.auto_switch._streak = 1  # one evaluation into the rule's patience
+    trainer.state.auto_switch.history.append((12345, 0.5))
     trainer.save_checkpoint("last")
     resumed = Trainer(tiny(resume=str(tmp_path)))
-    assert resumed.auto_switch is not None and resumed.auto_switch._streak == 1
-    assert resumed.auto_switch.history == trainer.auto_switch.history and resumed.auto_switch.max_frames == 3 * ITER
+    assert resumed.state.auto_switch is not None and resumed.state.auto_switch._streak == 1
+    assert resumed.state.auto_switch.history == trainer.state.auto_switch.history and resumed.state.auto_switch.max_frames == 3 * ITER
 
 
 def test_load_run_rebuilds_any_checkpoints_actor(tmp_path):

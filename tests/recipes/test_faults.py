@@ -39,7 +39,7 @@ def test_crash_then_resume_logs_each_iteration_once(tmp_path):
     ckpt.save_rotating(ckpt.load(tmp_path / "checkpoints" / "last.1.pt"), tmp_path / "checkpoints", 1)
     assert frames_column(tmp_path) == [ITER, 2 * ITER, 3 * ITER]  # ...as after a kill -9 between the two
     resumed = Trainer(tiny(resume=str(tmp_path)))
-    assert resumed.frames == 2 * ITER
+    assert resumed.state.frames == 2 * ITER
     resumed.run()
     assert frames_column(tmp_path) == [ITER, 2 * ITER, 3 * ITER, 4 * ITER]
     steps = [int(line.split(",")[0]) for line in (tmp_path / "torchrl/scalars/loss_critic.csv").read_text().split()]
@@ -76,7 +76,7 @@ def test_damaged_last_checkpoint_falls_back_to_the_previous_one(tmp_path, damage
     last.write_bytes(content[: len(content) // 2] if damage == "truncate" else damage)
     (last.parent / ".last.pt.abc123.tmp").write_bytes(b"half a checkpoint")  # an interrupted save
     resumed = Trainer(tiny(resume=str(tmp_path)))
-    assert resumed.frames == 2 * ITER  # last.1.pt: the checkpoint before the damaged one
+    assert resumed.state.frames == 2 * ITER  # last.1.pt: the checkpoint before the damaged one
     err = capfd.readouterr().err
     assert f"{last} is damaged" in err and "resuming from last.1.pt instead" in err
     assert not list(last.parent.glob(".*.tmp"))  # stale temporaries removed at start

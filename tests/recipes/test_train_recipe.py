@@ -11,7 +11,7 @@ from hydra.errors import ConfigCompositionException
 
 from marlshare.components.schedule import plan_phases
 from marlshare.components.trainer import as_train_config
-from marlshare.recipes.train import compose, env_overrides
+from marlshare.recipes.compose import compose, env_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["env.num_envs=8", "env.eval_num_envs=2", "env.max_steps=20", "env.options.n_agents=2",
@@ -104,7 +104,7 @@ def test_given_clusters_pass_to_the_next_phase_at_config_time(tmp_path):
                    "logger=csv", "logger.progress=false"])
     trainer = Trainer(cfg, run_dir=tmp_path)
     trainer.run(max_iterations=2)
-    assert trainer.strategy.name == "seps_lora" and trainer.strategy.clusters == [0, 1] and not trainer.fits
+    assert trainer.strategy.name == "seps_lora" and trainer.strategy.clusters == [0, 1] and not trainer.state.fits
 
 
 def test_three_phase_chain_with_fitted_clusters_runs_from_the_command_line(tmp_path):
