@@ -290,8 +290,9 @@ def _integer(name, value, low):
 def validate_config(cfg: TrainConfig) -> None:
     """Raise one clear ConfigError for the first invalid setting (names the value and the choices).
     Checks that need the env (agent counts, cluster list lengths) run when the env is built."""
-    from marlshare.components.algorithms.ppo import ACTION_DISTS, ALGORITHMS, CRITIC_SHARING
-    from marlshare.components.algorithms.sequential import A2PO_ADVANTAGES, A2PO_LOOPS
+    from marlshare.components.algorithms import ALGORITHMS
+    from marlshare.components.algorithms.a2po import A2PO_ADVANTAGES, A2PO_LOOPS
+    from marlshare.components.algorithms.ppo import ACTION_DISTS, CRITIC_SHARING
     from marlshare.components.algorithms.update import COMPILE_CHOICES
     from marlshare.components.networks import STD_MAPPINGS
     from marlshare.components.schedule import plan_phases

@@ -17,8 +17,7 @@ import time
 import torch
 
 from marlshare.components import checkpoint as ckpt
-from marlshare.components.algorithms import actor_net, make_loss, ppo_settings
-from marlshare.components.algorithms.sequential import SEQUENTIAL
+from marlshare.components.algorithms import ALGORITHMS, actor_net, make_loss, ppo_settings
 from marlshare.components.algorithms.update import compile_mode
 from marlshare.components.clustering import agent_transitions
 from marlshare.components.config import ConfigError
@@ -93,7 +92,7 @@ def build_optimiser(trainer) -> None:
                                           {"params": critic_params, "lr": pick(plan.critic_lr, a.lr)}],
                                          eps=a.adam_eps, fused=True)
     trainer.aux = lambda: strategy.aux_loss(net)  # one callable per phase: compiled once with the loss
-    if a.name not in SEQUENTIAL:  # the sequential updates stay eager
+    if ALGORITHMS[a.name].compiles:  # the sequential updates stay eager
         trainer.update.compile = compile_mode(a.compile, trainer.device, phase_steps(trainer), a.recurrent)
 
 

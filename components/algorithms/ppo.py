@@ -1,43 +1,36 @@
-"""MAPPO and IPPO on TorchRL: actor and critic modules, the clipped PPO loss and GAE.
+"""The actor and critic modules every algorithm of the registry trains, on TorchRL.
 
 The actor is any strategy's network wrapped as a TorchRL ``ProbabilisticActor``:
 continuous actions through a ``TanhNormal`` (or ``IndependentNormal``, the ``action_dist`` setting)
 scaled to the action spec, discrete actions through a ``Categorical`` (``MaskedCategorical`` when
 the env provides ``("agents", "action_mask")``). The critic is a per-agent MLP, shared by default
-(``critic_sharing="nps"`` gives each agent its own), over
+(``critic_sharing="nps"`` gives each agent its own), of the kind an algorithm declares
+(:attr:`~components.algorithms.algorithm.Algorithm.critic`):
 
-- MAPPO: a centralised input, the env's global ``state`` when it has one, otherwise every agent's
-  observation concatenated, with the agent's one-hot id appended;
-- IPPO: the agent's own observation.
+- ``central`` (MAPPO, HAPPO, A2PO): a centralised input, the env's global ``state`` when it has one,
+  otherwise every agent's observation concatenated, with the agent's one-hot id appended;
+- ``local`` (IPPO): the agent's own observation.
 
-Keys follow ``envs``: everything per agent lives under ``"agents"``; the log-probability is
-``("agents", "action_log_prob")``, values ``("agents", "state_value")``.
+Keys: :mod:`components.algorithms.keys`.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from tensordict.nn import TensorDictModule, TensorDictSequential
 from torch import nn
 from torchrl.modules import IndependentNormal, MaskedCategorical, ProbabilisticActor, TanhNormal
-from torchrl.objectives import ClipPPOLoss, ValueEstimators
 
+from marlshare.components.algorithms.keys import (  # noqa: F401  (expand_done: still importable from here)
+    ACTION, CRITIC_IN, DIM_MASK, HIDDEN, LOGP, MASK, OBS, VALUE, expand_done,
+)
 from marlshare.components.strategies import make_strategy
 from marlshare.envs import GROUP, EnvInfo
 
-ALGORITHMS = ("mappo", "ippo", "happo", "a2po")
-CRITIC_OF = {"happo": "mappo", "a2po": "mappo"}  # the sequential methods use MAPPO's centralised critic
 ACTION_DISTS = ("tanh_normal", "normal")
 CRITIC_SHARING = ("shared", "nps")
-
-OBS, ACTION, LOGP = (GROUP, "observation"), (GROUP, "action"), (GROUP, "action_log_prob")
-VALUE, MASK, CRITIC_IN = (GROUP, "state_value"), (GROUP, "action_mask"), (GROUP, "critic_input")
-DIM_MASK = (GROUP, "action_dim_mask")
-HIDDEN = "rnn_hidden"  # the GRU actor's hidden state [*B, N, H] (at the root: the policy writes it under
-# "next" before the env step, where no agent sub-tensordict exists yet), carried by the collector
+CENTRAL, LOCAL = "central", "local"  # the critic kinds an algorithm declares
+CRITICS = (CENTRAL, LOCAL)
 
 
 class PolicyNet(nn.Module):
@@ -219,11 +212,11 @@ def actor_net(actor: ProbabilisticActor) -> PolicyNet:
     return next(m for m in actor.modules() if isinstance(m, PolicyNet))
 
 
-def make_critic(info: EnvInfo, algorithm: str = "mappo", sharing: str = "shared",
-                hidden=(64, 64), activation: str = "relu", agent_id: bool = True,
-                value_norm: bool = False) -> TensorDictSequential:
-    """The critic; ``value_norm=True`` appends a :class:`ValueNorm` that denormalises its output."""
-    critic = _critic(info, algorithm, sharing, hidden, activation, agent_id)
+def build_critic(info: EnvInfo, kind: str = CENTRAL, sharing: str = "shared", hidden=(64, 64),
+                 activation: str = "relu", agent_id: bool = True, value_norm: bool = False) -> TensorDictSequential:
+    """The critic of ``kind`` (:data:`CRITICS`); ``value_norm=True`` appends a :class:`ValueNorm` that
+    denormalises its output."""
+    critic = _critic(info, kind, sharing, hidden, activation, agent_id)
     if value_norm:
         critic.append(TensorDictModule(ValueNorm(), in_keys=[VALUE], out_keys=[VALUE]))
     return critic
@@ -233,15 +226,14 @@ def value_norm_of(critic: nn.Module) -> ValueNorm | None:
     return next((m for m in critic.modules() if isinstance(m, ValueNorm)), None)
 
 
-def _critic(info, algorithm, sharing, hidden, activation, agent_id) -> TensorDictSequential:
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"algorithm must be one of {list(ALGORITHMS)}, got {algorithm!r}")
+def _critic(info, kind, sharing, hidden, activation, agent_id) -> TensorDictSequential:
+    if kind not in CRITICS:
+        raise ValueError(f"critic kind must be one of {list(CRITICS)}, got {kind!r}")
     if sharing not in CRITIC_SHARING:
         raise ValueError(f"critic sharing must be one of {list(CRITIC_SHARING)}, got {sharing!r}")
-    algorithm = CRITIC_OF.get(algorithm, algorithm)
     n = info.n_agents
     strategy = make_strategy("ps" if sharing == "shared" else "nps")
-    if algorithm == "mappo":
+    if kind == CENTRAL:
         in_keys = [OBS] + (["state"] if info.state_dim is not None else [])
         d_in = info.state_dim if info.state_dim is not None else n * info.obs_dim
         if sharing == "shared" and not agent_id:
@@ -252,100 +244,3 @@ def _critic(info, algorithm, sharing, hidden, activation, agent_id) -> TensorDic
         return TensorDictSequential(central, TensorDictModule(net, in_keys=[CRITIC_IN], out_keys=[VALUE]))
     net = strategy.make_network(n, info.obs_dim, 1, hidden=hidden, activation=activation)
     return TensorDictSequential(TensorDictModule(net, in_keys=[OBS], out_keys=[VALUE]))
-
-
-@dataclass
-class PPOSettings:
-    clip_epsilon: float = 0.2
-    entropy_coeff: float = 0.0
-    critic_coeff: float = 1.0
-    gamma: float = 0.99
-    lmbda: float = 0.95
-    normalize_advantage: bool = False
-    loss_critic_type: str = "l2"
-    algorithm: str = "mappo"  # happo / a2po: the unreduced loss of the sequential updates
-    huber_delta: Optional[float] = None  # Huber value loss with this delta (None: squared error)
-    clip_value_loss: bool = False  # PPO-style clipped value loss, radius clip_epsilon (normalised space)
-
-
-def ppo_settings(algorithm, plan) -> PPOSettings:
-    """The loss settings of an :class:`~components.config.AlgorithmConfig`, with a phase's overrides
-    (``plan.clip_epsilon``, ``plan.entropy_coeff``; None keeps the algorithm's)."""
-    a = algorithm
-    pick = lambda value, default: default if value is None else value  # noqa: E731
-    return PPOSettings(clip_epsilon=pick(plan.clip_epsilon, a.clip_epsilon),
-                       entropy_coeff=pick(plan.entropy_coeff, a.entropy_coeff), critic_coeff=a.critic_coeff,
-                       gamma=a.gamma, lmbda=a.lmbda, normalize_advantage=a.normalize_advantage, algorithm=a.name,
-                       huber_delta=a.huber_delta, clip_value_loss=a.clip_value_loss)
-
-
-class ReferencePPOLoss(ClipPPOLoss):
-    """ClipPPOLoss with the value-loss details of the MAPPO / LoRASA code, through TorchRL's own
-    critic-loss path (``_critic_loss_inputs`` hook, ``clip_value``, ``smooth_l1``):
-
-    - value normalisation: when the critic ends in a :class:`ValueNorm`, the statistics are updated
-      with each minibatch's targets (as the reference does) and target, value and old value are
-      normalised before the distance;
-    - Huber loss with delta ``d``: ``huber_d(e) = d^2 smooth_l1(e / d)``, so the inputs are divided
-      by ``d``, the loss type is ``smooth_l1``, the coefficient is multiplied by ``d^2`` and the value
-      clip radius divided by ``d``;
-    - clipped value loss: TorchRL's ``clip_value`` (``max`` of the plain and the clipped loss).
-
-    ``update_value_norm = False`` freezes the statistics (HAPPO's turns that leave the critic alone).
-    """
-
-    input_scale: float | None = None
-    update_value_norm = True
-
-    @property
-    def value_norm(self) -> ValueNorm | None:  # looked up, not stored: a Module attribute would be registered
-        return value_norm_of(self.critic_network)
-
-    def _critic_loss_inputs(self, target_return, state_value, old_state_value):
-        if self.value_norm is not None:
-            if self.update_value_norm and torch.is_grad_enabled():
-                self.value_norm.update(target_return)
-            target_return, state_value = self.value_norm.normalize(target_return), self.value_norm.normalize(state_value)
-            old_state_value = None if old_state_value is None else self.value_norm.normalize(old_state_value)
-        if self.input_scale is not None:
-            target_return, state_value = target_return * self.input_scale, state_value * self.input_scale
-            old_state_value = None if old_state_value is None else old_state_value * self.input_scale
-        return target_return, state_value, old_state_value
-
-
-def make_loss(actor, critic, settings: PPOSettings) -> ClipPPOLoss:
-    """Clipped PPO loss with TorchRL's GAE, keyed for one agent group. TorchRL's ClipPPOLoss as it is
-    unless a reference value-loss detail is on (:class:`ReferencePPOLoss`) or the algorithm is
-    sequential (``SequentialPPOLoss``, unreduced). Built ``functional=False``: the loss calls the
-    actor and critic as they are instead of swapping copies of their parameters in (the same losses
-    and gradients; fewer guards for a compiled loss, docs/benchmarks.md section 6)."""
-    from marlshare.components.algorithms.sequential import SEQUENTIAL, SequentialPPOLoss
-
-    value_norm = value_norm_of(critic)
-    reference = value_norm is not None or settings.huber_delta is not None or settings.clip_value_loss
-    cls, extra = ((SequentialPPOLoss, {"reduction": "none"}) if settings.algorithm in SEQUENTIAL
-                  else (ReferencePPOLoss, {}) if reference else (ClipPPOLoss, {}))
-    coeff, critic_type, clip_value = settings.critic_coeff, settings.loss_critic_type, None
-    if settings.clip_value_loss:
-        clip_value = settings.clip_epsilon
-    if settings.huber_delta is not None:
-        d = float(settings.huber_delta)
-        coeff, critic_type = coeff * d * d, "smooth_l1"
-        clip_value = None if clip_value is None else clip_value / d
-    loss = cls(actor, critic, clip_epsilon=settings.clip_epsilon, entropy_coeff=settings.entropy_coeff,
-               critic_coeff=coeff, loss_critic_type=critic_type, clip_value=clip_value,
-               normalize_advantage=settings.normalize_advantage, functional=False, **extra)
-    if isinstance(loss, ReferencePPOLoss):
-        loss.input_scale = None if settings.huber_delta is None else 1.0 / float(settings.huber_delta)
-    loss.set_keys(reward=(GROUP, "reward"), action=ACTION, sample_log_prob=LOGP, value=VALUE,
-                  done=(GROUP, "done"), terminated=(GROUP, "terminated"))
-    loss.make_value_estimator(ValueEstimators.GAE, gamma=settings.gamma, lmbda=settings.lmbda)
-    return loss
-
-
-def expand_done(batch) -> None:
-    """Copy the root ``done``/``terminated`` to the agent shape ``[*B, N, 1]`` GAE needs (in place)."""
-    shape = batch.get(("next", GROUP, "reward")).shape
-    for key in ("done", "terminated"):
-        if ("next", GROUP, key) not in batch.keys(True):
-            batch.set(("next", GROUP, key), batch.get(("next", key)).unsqueeze(-2).expand(shape))

@@ -27,7 +27,7 @@ import time
 
 import torch
 
-from marlshare.components.algorithms.ppo import expand_done
+from marlshare.components.algorithms.keys import expand_done
 
 STATS = ("loss_objective", "loss_critic", "loss_entropy", "loss_aux", "entropy", "kl_approx", "clip_fraction",
          "grad_norm")

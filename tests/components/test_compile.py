@@ -8,6 +8,7 @@ import torch
 from tensordict import TensorDict
 from torchrl.data import LazyTensorStorage, ReplayBuffer, SamplerWithoutReplacement
 
+from marlshare.components import phases
 from marlshare.components.algorithms import actor_net, update as update_module
 from marlshare.components.algorithms.update import AUTO_COMPILE_MIN_STEPS, Minibatches, PPOUpdate, compile_mode
 from marlshare.components.config import PhaseConfig, ScheduleConfig
@@ -54,7 +55,7 @@ def test_the_trainer_sets_the_mode_from_the_phase_length(tmp_path, monkeypatch):
     steps_per_iteration = 2 * (ITER // 80)  # epochs x minibatches
     iterations = -(-AUTO_COMPILE_MIN_STEPS["cpu"] // steps_per_iteration)
     seen = []
-    monkeypatch.setattr("marlshare.components.trainer.compile_mode",
+    monkeypatch.setattr("marlshare.components.phases.compile_mode",
                         lambda s, d, steps, recurrent: seen.append(steps) or f"{s}:{steps}:{recurrent}")
     long = Trainer(tiny(total_frames=iterations * ITER), run_dir=tmp_path / "long")
     assert long.update.compile == f"auto:{iterations * steps_per_iteration}:False"  # the phase's gradient steps
@@ -164,7 +165,7 @@ def test_the_minibatch_loop_reports_its_steps_only_after_the_last_one(tmp_path, 
         return torch.tensor(math.nan) if calls["n"] % 3 == 0 else torch.zeros(())
 
     monkeypatch.setattr(trainer.strategy, "aux_loss", poisoned_every_third)
-    trainer._build_optimiser()  # the aux callable is bound per phase
+    phases.build_optimiser(trainer)  # the aux callable is bound per phase
     step = trainer.optimiser.step
     monkeypatch.setattr(trainer.optimiser, "step", lambda *a, **k: events.append("step") or step(*a, **k))
     for name in ("_finite", "_nonfinite"):

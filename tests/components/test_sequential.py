@@ -8,9 +8,13 @@ import torch
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from marlshare.components.algorithms import actor_net
+from marlshare.components.algorithms.a2po import A2POUpdate
+from marlshare.components.algorithms.happo import HAPPOUpdate
 from marlshare.components.algorithms.sequential import SliceGuard, SequentialUpdate, agent_rows
 from marlshare.components.layers import IndexedLinear, StackedLinear
+from marlshare.components.strategies import STRATEGIES as STRATEGIES_REGISTRY
 from marlshare.components.trainer import Trainer
+from tests.components.helpers import strategy_for
 from tests.components.test_trainer import ITER, params, tiny, two_phase
 
 
@@ -90,11 +94,54 @@ def test_a2po_multiplies_the_ratio_by_the_clipped_joint_ratio_of_the_preceding_a
         joint = (plain[:, 0] + plain[:, 2]).exp()
         assert (joint - 1).abs().max() > 1e-3
         for clip in (0.5, 1e-4):
-            loss.a2po = (torch.tensor([0, 2]), clip)
+            loss.correction = (torch.tensor([0, 2]), clip)
             corrected = loss._log_weight(td, shape)[0]
-            loss.a2po = None
+            loss.correction = None
             expected = plain + joint.clamp(1 - clip, 1 + clip).log().unsqueeze(1)
             torch.testing.assert_close(corrected, expected)
+
+
+def test_a2po_corrects_each_turn_with_exactly_the_agents_before_it(monkeypatch):
+    """Through the update: every loss evaluation of the k-th turn carries the k agents before it in the
+    order, and the log-ratio it returns is the plain one plus the log of their clipped joint ratio."""
+    trainer = Trainer(tiny(**{"algorithm.name": "a2po", "strategy": {"name": "nps"}, "env.options": {"n_agents": 3},
+                              "algorithm.epochs": 3}), run_dir=tempfile.mkdtemp())
+    loss, update, turns, seen = trainer.loss, trainer.update, [], []
+    log_weight, turn = loss._log_weight, update._turn
+    clip = trainer.cfg.algorithm.others_clip
+
+    def spy(td, adv_shape):
+        out = log_weight(td, adv_shape)
+        correction, loss.correction = loss.correction, None
+        with torch.no_grad():
+            plain = log_weight(td, adv_shape)[0]
+        loss.correction = correction
+        preceding = [] if correction is None else correction[0].tolist()
+        joint = plain[:, preceding].sum(1).exp() if preceding else torch.ones_like(plain[:, 0])
+        torch.testing.assert_close(out[0].detach(), plain + joint.clamp(1 - clip, 1 + clip).log().unsqueeze(1))
+        seen.append((len(turns) - 1, preceding, float((joint - 1).abs().max())))
+        return out
+
+    monkeypatch.setattr(loss, "_log_weight", spy)
+    monkeypatch.setattr(update, "_turn", lambda *args: turns.append(args[7]) or turn(*args))
+    update(rollout(trainer), loss, trainer.optimiser, trainer.trainable, lambda: 0.0, actor_net(trainer.actor))
+    order = update.last_order
+    assert turns == order and len(order) == 3
+    assert {k for k, _, _ in seen} == {0, 1, 2}
+    for k, preceding, _ in seen:
+        assert preceding == order[:k], (k, preceding, order)
+    assert max(moved for k, _, moved in seen if k == 2) > 1e-3  # the preceding agents' policies did move
+    assert loss.correction is None  # reset after the update
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES_REGISTRY))
+def test_a2po_divides_a_turns_epochs_only_where_cluster_shared_weights_train(name):
+    """The strategies' own declaration decides (``param_sharing`` tag "cluster" on trainable weights):
+    SePS divides, SePS+LoRA (frozen cluster backbones, per-agent adapters) and every other strategy not."""
+    net = strategy_for(name, 3, **({"clusters": [0, 1, 0]} if STRATEGIES_REGISTRY[name].needs_clusters else {})
+                       ).make_network(3, 4, 2, head="normal")
+    update = A2POUpdate(ITER, 80, 5, 1.0, 1, on_nonfinite=None, on_finite=None)
+    assert [update.turn_epochs(net, j) for j in range(3)] == ([3, 5, 3] if name == "seps" else [5, 5, 5])
 
 
 def test_slice_guard_steps_each_row_as_its_own_adam():
@@ -186,12 +233,12 @@ def test_a2po_with_seps_gives_a_turn_epochs_over_the_cluster_size():
                               "strategy": {"name": "seps", "clusters": [0, 1, 0]}}), run_dir=tempfile.mkdtemp())
     holder = actor_net(trainer.actor)
     assert [trainer.update.turn_epochs(holder, j) for j in range(3)] == [3, 5, 3]
-    trainer.update.method = "happo"
-    assert trainer.update.turn_epochs(holder, 0) == 5
+    happo = HAPPOUpdate(ITER, 80, 5, 1.0, 1, on_nonfinite=None, on_finite=None)
+    assert happo.turn_epochs(holder, 0) == 5
 
 
 def test_a2po_semi_greedy_order_alternates_best_and_random():
-    update = SequentialUpdate("a2po", 100, 100, 1, 1.0, 1, on_nonfinite=None, on_finite=None)
+    update = A2POUpdate(100, 100, 1, 1.0, 1, on_nonfinite=None, on_finite=None)
     score = torch.tensor([0.1, 5.0, 0.3, 2.0, 1.0])  # by score: 1, 3, 4, 2, 0
     adv, value = score.expand(10, 5).unsqueeze(-1), torch.ones(10, 5, 1)
     second = set()
@@ -203,7 +250,7 @@ def test_a2po_semi_greedy_order_alternates_best_and_random():
         best_left = [i for i in (1, 3, 4, 2, 0) if i not in order[:2]][0]
         assert order[2] == best_left  # the third pick is again the best remaining
     assert len(second) > 1  # the second pick is random
-    update.method = "happo"
+    update = HAPPOUpdate(100, 100, 1, 1.0, 1, on_nonfinite=None, on_finite=None)
     assert sorted(update.order(adv, value)) == list(range(5))
 
 
@@ -241,7 +288,7 @@ def test_a2po_epoch_loop_runs_every_agent_once_per_epoch_in_a_fresh_order(monkey
 
 
 def test_gae_trace_is_gae_with_unit_ratios_and_caps_the_trace_at_one():
-    from marlshare.components.algorithms.sequential import gae_trace
+    from marlshare.components.algorithms.a2po import gae_trace
 
     torch.manual_seed(0)
     delta, done = torch.randn(3, 7), torch.zeros(3, 7, dtype=torch.bool)
@@ -277,7 +324,7 @@ def test_a2po_gae_trace_recomputes_each_later_agents_advantage_and_target(monkey
         torch.testing.assert_close(replaced["advantage"][..., agent, 0], gae[..., agent, 0], rtol=1e-4, atol=1e-4)
         others = [j for j in range(3) if j != agent]
         assert torch.equal(replaced["advantage"][..., others, :], gae[..., others, :])
-    monkeypatch.setattr("marlshare.components.algorithms.sequential.gae_trace", lambda d, r, done, gl: d * 0 + 7.0)
+    monkeypatch.setattr("marlshare.components.algorithms.a2po.gae_trace", lambda d, r, done, gl: d * 0 + 7.0)
     seen.clear()
     update(rollout(trainer), trainer.loss, trainer.optimiser, trainer.trainable, lambda: 0.0, actor_net(trainer.actor))
     assert all((replaced["advantage"][..., agent, 0] == 7.0).all() for agent, replaced, _ in seen[1:])
