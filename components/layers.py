@@ -19,9 +19,12 @@ No forward pass loops over agents: stacked weights go through one ``bmm``, index
 gathered (parameters, not outputs) and then go through the same ``bmm``.
 
 Each module tags its own parameters in ``param_sharing`` ("shared", "cluster" or "agent") so that
-:func:`components.transforms.count_parameters` can tell shared from agent-specific parameters, and
+:func:`components.networks.count_parameters` can tell shared from agent-specific parameters, and
 each can return its effective per-agent weights with :meth:`AgentLinear.agent_weight` (used by
 ``merge_adapters``, the equivalence tests and the analysis tools).
+
+This module says what each agent's weight is; how it is computed fast on a CPU (the agent-major
+layout, the id as a bias, the dense path, the LoRA kernel) lives in :mod:`components.kernels`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from marlshare.components import kernels
+
 SHARED, CLUSTER, AGENT = "shared", "cluster", "agent"
 
 
@@ -43,36 +48,6 @@ def init_linear_(weight: torch.Tensor, bias: torch.Tensor | None, in_features: i
         weight.uniform_(-bound, bound)
         if bias is not None:
             bias.uniform_(-bound, bound)
-
-
-def agent_bmm(xt: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-agent affine map on the agent-major layout: ``xt [N, M, in] -> [N, M, out]``, one ``bmm``."""
-    wt = weight.transpose(1, 2)  # [N, in, out]
-    return torch.bmm(xt, wt) if bias is None else torch.baddbmm(bias.unsqueeze(1), xt, wt)
-
-
-def agent_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-agent affine map in one ``bmm``.
-
-    x: ``[*batch, N, in]``, weight: ``[N, out, in]``, bias: ``[N, out]`` or None -> ``[*batch, N, out]``.
-    The agent-major view ``[N, M, in]`` is a transpose, not a copy; the result is returned as a
-    transposed view too, so a chain of these layers never copies activations.
-    """
-    *batch, n, _ = x.shape
-    y = agent_bmm(x.reshape(-1, n, x.shape[-1]).transpose(0, 1), weight, bias)
-    return y.transpose(0, 1).reshape(*batch, n, weight.shape[1])
-
-
-def split_id(weight: torch.Tensor, bias: torch.Tensor | None, d: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-agent ``weight [N, out, d + N]`` acting on ``[x, one-hot id]`` as ``weight [N, out, d]`` (a
-    view) on ``x`` plus agent i's id column ``weight[i, :, d + i]`` added to its bias: the same function."""
-    id_column = torch.diagonal(weight[:, :, d:], dim1=0, dim2=2).T  # [N, out]
-    return weight[:, :, :d], id_column if bias is None else bias + id_column
-
-
-def agent_matmul_with_id(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``agent_matmul([x, one-hot id], weight, bias)`` without building the ``[*, N, d + N]`` input."""
-    return agent_matmul(x, *split_id(weight, bias, x.shape[-1]))
 
 
 def scale_grad(tensor: torch.Tensor, scale: float) -> torch.Tensor:
@@ -90,31 +65,16 @@ def _cluster_index(clusters: Sequence[int]) -> tuple[torch.Tensor, int]:
         raise ValueError("clusters must list one cluster label per agent, got an empty list")
     k = max(labels) + 1
     if min(labels) < 0 or sorted(set(labels)) != list(range(k)):
-        raise ValueError(
-            f"cluster labels must be 0..K-1 with every label used, got clusters={labels}"
-        )
+        raise ValueError(f"cluster labels must be 0..K-1 with every label used, got clusters={labels}")
     return torch.tensor(labels, dtype=torch.long), k
 
 
-#: Layers whose per-agent weight is a product (LoRA, Prism) switch to building each agent's dense
-#: weight and running one ``bmm`` once every agent has at least this many rows per weight dimension
-#: (rows >= factor * max(in, out)): the weight is then cheap next to the matmul, while the factored
-#: path's thin products run far below peak speed on a CPU. Small batches (acting in a few envs) keep
-#: the factored path. ``float("inf")`` on a layer keeps it factored always. Both paths compute the
-#: same function; they agree to float rounding.
-DENSE_ROWS_FACTOR = 2.0
-
-
-def uses_dense_path(layer: "AgentLinear", x: torch.Tensor) -> bool:
-    rows = x.numel() // max(1, x.shape[-1] * x.shape[-2])
-    return rows >= getattr(layer, "dense_rows_factor", DENSE_ROWS_FACTOR) * max(layer.in_features, layer.out_features)
-
-
-class AgentLinear(nn.Module):
+class AgentLinear(kernels.AgentMajor, nn.Module):
     """Base class: ``forward(x [*batch, N, in]) -> [*batch, N, out]``.
 
     ``role`` names the layer's place in a network ("hidden", "gru_ih", "gru_hh", "post", "head"), so
-    that transforms such as ``to_lora`` can pick the layers they adapt.
+    that transforms such as ``to_lora`` can pick the layers they adapt. ``AgentMajor``: the paths the
+    LoRA kernel takes through a base layer (:mod:`components.kernels`).
     """
 
     def __init__(self, n_agents: int, in_features: int, out_features: int, role: str = "hidden"):
@@ -132,20 +92,6 @@ class AgentLinear(nn.Module):
         the same function without building the wider input (the id's weight column as a bias)."""
         eye = torch.eye(self.n_agents, dtype=x.dtype, device=x.device)
         return self(torch.cat([x, eye.expand(*x.shape[:-1], -1)], dim=-1))
-
-    def forward_agent_major(self, xt: torch.Tensor, with_id: bool = False) -> torch.Tensor:
-        """The layer (``forward_with_id`` when ``with_id``) on the agent-major layout:
-        ``xt [N, M, in] -> [N, M, out]``, any strides; a new tensor the caller may modify. Used by
-        layers that wrap a base layer (LoRA)."""
-        x = xt.transpose(0, 1)
-        return (self.forward_with_id(x) if with_id else self(x)).transpose(0, 1)
-
-    @torch.no_grad()
-    def input_grad_agent_major(self, grad: torch.Tensor, d: int) -> torch.Tensor:
-        """The gradient of ``forward_agent_major`` with respect to the first ``d`` input features
-        (all of them, or all but the id), from ``grad [N, M, out]``: a new ``[N, M, d]`` tensor. Every
-        layer here is linear in its input, so this is ``grad_i W_i[:, :d]``."""
-        return torch.bmm(grad, self.agent_weight()[0][:, :, :d])
 
     @torch.no_grad()
     def load_shared(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
@@ -188,16 +134,10 @@ class SharedLinear(AgentLinear):
         """The appended one-hot id selects one weight column per agent: the same function as
         ``forward([x, id])`` and the same parameters, as the observation columns times ``x`` plus agent
         i's id column as a bias, so the cost does not grow with N."""
-        d = x.shape[-1]
-        return F.linear(x, self.weight[:, :d], self.bias) + self.weight[:, d:].T
+        return kernels.linear_with_id(x, self.weight, self.bias)
 
     def forward_agent_major(self, xt, with_id=False):
-        xt = xt.contiguous()  # a network's input arrives batch-major: copy it (narrower than the output)
-        if not with_id:
-            return F.linear(xt, self.weight, self.bias)
-        d = xt.shape[-1]
-        y, id_bias = F.linear(xt, self.weight[:, :d], self.bias), self.weight[:, d:].T.unsqueeze(1)
-        return y + id_bias if torch.is_grad_enabled() else y.add_(id_bias)
+        return kernels.linear_agent_major(xt, self.weight, self.bias, with_id)
 
     @torch.no_grad()
     def input_grad_agent_major(self, grad, d):
@@ -233,11 +173,11 @@ class StackedLinear(AgentLinear):
 
     def forward(self, x):
         bias = None if self.bias is None else scale_grad(self.bias, self.grad_scale)
-        return agent_matmul(x, scale_grad(self.weight, self.grad_scale), bias)
+        return kernels.agent_matmul(x, scale_grad(self.weight, self.grad_scale), bias)
 
     def forward_with_id(self, x):
         bias = None if self.bias is None else scale_grad(self.bias, self.grad_scale)
-        return agent_matmul_with_id(x, scale_grad(self.weight, self.grad_scale), bias)
+        return kernels.agent_matmul_with_id(x, scale_grad(self.weight, self.grad_scale), bias)
 
     def agent_weight(self):
         return self.weight, self.bias
@@ -267,21 +207,17 @@ class IndexedLinear(AgentLinear):
     def forward(self, x):
         if self.n_clusters == 1:
             return F.linear(x, self.weight[0], None if self.bias is None else self.bias[0])
-        weight, bias = self.agent_weight()
-        return agent_matmul(x, weight, bias)
+        return kernels.dense_forward(self, x)
 
     def forward_with_id(self, x):
         if self.n_clusters == 1:
-            d = x.shape[-1]
-            return F.linear(x, self.weight[0, :, :d], None if self.bias is None else self.bias[0]) \
-                + self.weight[0, :, d:].T
-        return agent_matmul_with_id(x, *self.agent_weight())
+            return kernels.linear_with_id(x, self.weight[0], None if self.bias is None else self.bias[0])
+        return kernels.dense_forward(self, x, with_id=True)
 
     def forward_agent_major(self, xt, with_id=False):
         if self.n_clusters == 1:
             return super().forward_agent_major(xt, with_id)
-        weight, bias = self._gathered()
-        return agent_bmm(xt, *split_id(weight, bias, xt.shape[-1])) if with_id else agent_bmm(xt, weight, bias)
+        return kernels.agent_bmm_maybe_id(xt, *self._gathered(), with_id)
 
     def input_grad_agent_major(self, grad, d):
         if self.n_clusters == 1:
@@ -289,18 +225,8 @@ class IndexedLinear(AgentLinear):
         return torch.bmm(grad, self._gathered()[0][:, :, :d])
 
     def _gathered(self):
-        """``agent_weight()``. For frozen weights (a LoRA base) the gathered copy is kept while the
-        weights, biases and clusters stay the same tensors at the same version (any in-place change,
-        ``load_state_dict`` included, bumps the version), instead of gathering twice per step."""
-        if self.weight.requires_grad or (self.bias is not None and self.bias.requires_grad):
-            return self.agent_weight()
-        key = tuple((t.data_ptr(), t._version) for t in (self.weight, self.bias, self.clusters) if t is not None)
-        cache = self.__dict__.get("_gathered_cache")
-        if cache is None or cache[0] != key:
-            with torch.no_grad():
-                cache = (key, self.agent_weight())
-            self.__dict__["_gathered_cache"] = cache
-        return cache[1]
+        """``agent_weight()``, gathered once while the weights are frozen (a LoRA base) and unchanged."""
+        return kernels.cached_if_frozen(self, "_gathered_cache", (self.weight, self.bias, self.clusters), self.agent_weight)
 
     def agent_weight(self):
         bias = None if self.bias is None else self.bias[self.clusters]
@@ -308,79 +234,6 @@ class IndexedLinear(AgentLinear):
 
     def load_shared(self, weight, bias):  # every cluster's network starts from the shared one
         self._broadcast_shared(weight, bias)
-
-
-class _LowRankAdd(torch.autograd.Function):
-    """``base(x) + scaling * (x A_x^T + a_id) B^T`` per agent, on the agent-major layout, with every
-    product in the orientation a CPU GEMM runs fast.
-
-    ``base``: the frozen base layer, run here (``forward_agent_major``, no graph of its own); the
-    adapter is added into its fresh output in place, and the backward pass adds the base's input
-    gradient (``input_grad_agent_major``) to the adapter's. ``base=None``: the adapter's term alone
-    (for a base that trains, which keeps its own graph). ``x [N, M, d]``; ``A [N, r, d]`` or, for an
-    input layer that
-    takes the one-hot id as a bias, ``A [N, r, d + N]`` (agent i's id column ``A[i, :, d + i]`` is
-    added in rank space: the same function as appending the id); ``B [N, out, r]``.
-
-    Why a hand-written backward: with rank r = 8 every product has one thin side, and a GEMM whose
-    output has only r (or ``out = 8``) columns runs 3-4x slower than one whose output has r rows
-    (MKL, one thread, on this project's CPU). Autograd's backward of two ``bmm`` always produces one
-    gradient of the thin shape (``[M, r]`` or ``[out, r]``); here each one is computed transposed
-    (``[r, M]``, ``[r, out]``).
-    """
-
-    @staticmethod
-    def forward(ctx, x, lora_a, lora_b, scaling, base, with_id):
-        d = x.shape[-1]
-        a_x = lora_a if lora_a.shape[-1] == d else lora_a[:, :, :d]
-        ht = torch.bmm(a_x, x.mT)  # [N, r, M]
-        if lora_a.shape[-1] > d:  # the id columns: agent i's column d + i, as a bias in rank space
-            ht += torch.diagonal(lora_a[:, :, d:], dim1=0, dim2=2).T.unsqueeze(-1)
-        if base is None:
-            y = torch.bmm(ht.mT, lora_b.mT)
-            if scaling != 1.0:
-                y *= scaling
-        else:
-            y = base.forward_agent_major(x, with_id)  # a new tensor, [N, M, out]
-            y = y.baddbmm_(ht.mT, lora_b.mT, alpha=scaling) if y.is_contiguous() else \
-                torch.baddbmm(y, ht.mT, lora_b.mT, alpha=scaling)
-        ctx.save_for_backward(x, lora_a, lora_b, ht)
-        ctx.scaling, ctx.base = scaling, base
-        return y
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):
-        x, lora_a, lora_b, ht = ctx.saved_tensors
-        scaling, d = ctx.scaling, x.shape[-1]
-        if 0 in grad.stride():  # an expanded gradient (of a sum): a BLAS call needs real strides
-            grad = grad.contiguous()
-        need_x, need_a, need_b, _, _, _ = ctx.needs_input_grad
-        grad_x = grad_a = grad_b = None
-        ght = torch.bmm(lora_b.mT, grad.mT)  # d(loss)/d(h^T) / scaling: [N, r, M]
-        if scaling != 1.0:
-            ght *= scaling
-        if need_b:
-            grad_b = torch.bmm(ht, grad).mT  # [N, r, out] -> [N, out, r]
-            if scaling != 1.0:
-                grad_b = grad_b * scaling
-        if need_a:
-            grad_a = torch.bmm(ght, x)  # [N, r, d]
-            if lora_a.shape[-1] > d:
-                grad_a = torch.cat([grad_a, torch.diag_embed(ght.sum(-1).T, dim1=0, dim2=2)], dim=-1)
-        if need_x:
-            a_x = lora_a if lora_a.shape[-1] == d else lora_a[:, :, :d]
-            if ctx.base is None:  # the base's input gradient comes through its own graph
-                grad_x = torch.bmm(ght.mT, a_x)
-            else:
-                grad_x = ctx.base.input_grad_agent_major(grad, d)  # a fresh [N, M, d] tensor
-                grad_x.baddbmm_(ght.mT, a_x)
-        return grad_x, grad_a, grad_b, None, None, None
-
-
-def _agent_major(x: torch.Tensor) -> torch.Tensor:
-    """``[*batch, N, d] -> [N, M, d]``, a view (contiguous when ``x`` is a layer's agent-major output)."""
-    return x.reshape(-1, x.shape[-2], x.shape[-1]).transpose(0, 1)
 
 
 class LowRankLinear(AgentLinear):
@@ -394,15 +247,11 @@ class LowRankLinear(AgentLinear):
     not having them, so by default none is allocated). The base may be any AgentLinear (shared for
     PS+LoRA, indexed for SePS+LoRA); its parameters are frozen here.
 
-    The factored path runs agent-major (``[N, M, *]``): the base output and the adapter are summed in
-    one ``baddbmm``, and the output is returned as a ``[*batch, N, out]`` view of agent-major memory,
-    so the next adapted layer reads its input without a copy.
+    Small batches take the factored path (:func:`components.kernels.low_rank_agent_major`), large ones
+    the dense per-agent weights (:func:`components.kernels.uses_dense_path`).
     """
 
-    #: dense path from 1.25 x max(in, out) rows per agent (measured crossover of fwd+bwd at 256x256, rank 8,
-    #: one CPU thread: between 256 and 400 rows; narrow layers win at any size). Below it, and so when
-    #: acting in a few dozen envs, the factored path keeps a zero adapter exactly equal to the base.
-    dense_rows_factor = 1.25
+    dense_rows_factor = kernels.LOW_RANK_DENSE_ROWS_FACTOR
 
     def __init__(self, base: AgentLinear, rank: int = 8, alpha: float = 8.0, init: str = "b_zero",
                  train_bias: bool = False):
@@ -426,36 +275,18 @@ class LowRankLinear(AgentLinear):
         self.param_sharing = {"lora_A": AGENT, "lora_B": AGENT, "bias_delta": AGENT}
 
     def forward(self, x):
-        if uses_dense_path(self, x):
-            weight, bias = self.agent_weight()
-            return agent_matmul(x, weight, bias)
-        return self._factored(x, with_id=False)
+        return self._forward(x, with_id=False)
 
     def forward_with_id(self, x):
         """As the base layer (a shared input layer keeps its id-as-bias path, so a zero adapter still
         computes exactly what the base did) plus the adapter on ``[x, id]``, the id taken as a bias
         in rank space (no ``[*, N, in + N]`` input is built)."""
-        if uses_dense_path(self, x):
-            weight, bias = self.agent_weight()
-            return agent_matmul_with_id(x, weight, bias)
-        return self._factored(x, with_id=True)
+        return self._forward(x, with_id=True)
 
-    def _factored(self, x, with_id):
-        *batch, n, _ = x.shape
-        xt = _agent_major(x)
-        if self._base_trains():  # a base someone unfroze: its own graph
-            y = self.base.forward_agent_major(xt, with_id) + \
-                _LowRankAdd.apply(xt, self.lora_A, self.lora_B, self.scaling, None, with_id)
-        else:
-            y = _LowRankAdd.apply(xt, self.lora_A, self.lora_B, self.scaling, self.base, with_id)
-        if self.bias_delta is not None:
-            y = y + self.bias_delta.unsqueeze(1)
-        return y.transpose(0, 1).reshape(*batch, n, self.out_features)
-
-    def _base_trains(self) -> bool:
-        base = self.base
-        params = base._parameters.values() if not base._modules else base.parameters()
-        return any(p is not None and p.requires_grad for p in params)
+    def _forward(self, x, with_id):
+        if kernels.uses_dense_path(self, x):
+            return kernels.dense_forward(self, x, with_id)
+        return kernels.low_rank_agent_major(x, self.base, self.lora_A, self.lora_B, self.scaling, self.bias_delta, with_id)
 
     def delta_weight(self) -> torch.Tensor:
         """``(alpha / r) B[i] A[i]``: ``[N, out, in]``."""
@@ -533,17 +364,15 @@ class SpectralLinear(AgentLinear):
         return torch.sigmoid(self.mask_logits)
 
     def forward(self, x):
-        if uses_dense_path(self, x):
-            weight, bias = self.agent_weight()
-            return agent_matmul(x, weight, bias)
+        if kernels.uses_dense_path(self, x):
+            return kernels.dense_forward(self, x)
         h = F.linear(x, self.V.T) * (self.s * self.masks())  # [*, N, k]
         return F.linear(h, self.U, self.bias)
 
     def forward_with_id(self, x):
         """``forward([x, one-hot id])``: agent i's id row of ``V`` enters ``x V`` as a bias (no wider input)."""
-        if uses_dense_path(self, x):
-            weight, bias = self.agent_weight()
-            return agent_matmul_with_id(x, weight, bias)
+        if kernels.uses_dense_path(self, x):
+            return kernels.dense_forward(self, x, with_id=True)
         d = x.shape[-1]
         h = (F.linear(x, self.V[:d].T) + self.V[d:]) * (self.s * self.masks())  # [*, N, k]
         return F.linear(h, self.U, self.bias)

@@ -11,6 +11,9 @@ alias) returns one tensor; ``"normal"`` returns ``(loc, scale)`` for continuous 
 log-std either a state-independent parameter (``log_std="shared"``: one vector for all agents,
 ``"agent"``: one per agent, ``"auto"``: what the strategy prescribes) or state-dependent
 (``log_std="state"``: the head also outputs it).
+
+:func:`count_parameters` counts a built network's parameters by how they are shared (the tags each
+layer and vector sets in ``param_sharing``): the summary's and the tables' parameter counts.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import nn
 
-from marlshare.components.layers import AgentLinear
+from marlshare.components.layers import AGENT, CLUSTER, AgentLinear
 from marlshare.components.vectors import AgentVector, SharedVector, StackedVector
 
 ROLES = ("hidden", "gru_ih", "gru_hh", "post", "head")
@@ -35,17 +38,6 @@ LayerFactory = Callable[[str, int, int], AgentLinear]
 VectorFactory = Callable[[str, int], AgentVector]
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
-
-
-class AgentIdAppend(nn.Module):
-    """``[*batch, N, d] -> [*batch, N, d + N]``: appends each agent's one-hot id (PS)."""
-
-    def __init__(self, n_agents: int):
-        super().__init__()
-        self.register_buffer("eye", torch.eye(n_agents), persistent=False)
-
-    def forward(self, x):
-        return torch.cat([x, self.eye.expand(*x.shape[:-1], -1).to(x.dtype)], dim=-1)
 
 
 class _Head(nn.Module):
@@ -132,7 +124,7 @@ def _trunk(n_agents, d_in, hidden, layer, activation, layer_norm=False) -> tuple
     return nn.Sequential(*mods), d_in
 
 
-def _run(trunk: nn.Sequential, x: torch.Tensor, with_id: bool, head=None) -> torch.Tensor:
+def _run(trunk: nn.Sequential, x: torch.Tensor, with_id: bool) -> torch.Tensor:
     """``trunk(x)``, with the one-hot agent id appended to ``x`` when ``with_id``: the input layer takes
     it through ``forward_with_id`` (for a shared layer, a per-agent bias: no ``[*, N, in + N]`` input).
     An MLP without hidden layers appends it for the head, which ``_Head`` applies itself."""
@@ -180,7 +172,7 @@ class AgentMLP(nn.Module):
         _check_common(n_agents, in_features, out_features, hidden, activation)
         self.n_agents, self.in_features, self.out_features = n_agents, in_features, out_features
         self.input_norm = _norm(in_features) if layer_norm else None  # the reference's feature normalisation
-        self.append_id = AgentIdAppend(n_agents) if append_id else None
+        self.append_id = bool(append_id)  # the input layer takes the one-hot id (``_run``)
         d_in = in_features + (n_agents if append_id else 0)
         self.trunk, d = _trunk(n_agents, d_in, hidden, layer, activation, layer_norm)
         self.head = _Head(n_agents, d, out_features, head, log_std, log_std_init, layer, vector, std_mapping,
@@ -191,7 +183,7 @@ class AgentMLP(nn.Module):
             raise ValueError(f"expected input [*batch, {self.n_agents}, {self.in_features}], got {tuple(x.shape)}")
         if self.input_norm is not None:
             x = self.input_norm(x)
-        return self.head(_run(self.trunk, x, self.append_id is not None, self.head.layer))
+        return self.head(_run(self.trunk, x, self.append_id))
 
 
 class AgentGRUCell(nn.Module):
@@ -239,7 +231,7 @@ class AgentGRUActor(nn.Module):
             raise ValueError("the GRU actor needs at least one encoder layer: hidden must not be empty")
         self.n_agents, self.in_features, self.out_features = n_agents, in_features, out_features
         self.input_norm = _norm(in_features) if layer_norm else None
-        self.append_id = AgentIdAppend(n_agents) if append_id else None
+        self.append_id = bool(append_id)  # the input layer takes the one-hot id (``_run``)
         d_in = in_features + (n_agents if append_id else 0)
         self.encoder, d = _trunk(n_agents, d_in, hidden, layer, activation, layer_norm)
         self.hidden_size = int(gru_hidden or d)
@@ -259,7 +251,7 @@ class AgentGRUActor(nn.Module):
             hidden = x.new_zeros(*x.shape[:-1], self.hidden_size)
         if self.input_norm is not None:
             x = self.input_norm(x)
-        hidden = self.gru(_run(self.encoder, x, self.append_id is not None), hidden)
+        hidden = self.gru(_run(self.encoder, x, self.append_id), hidden)
         out = self.head(self.post(hidden if self.gru_norm is None else self.gru_norm(hidden)))
         return (*out, hidden) if isinstance(out, tuple) else (out, hidden)
 
@@ -274,3 +266,26 @@ class AgentGRUActor(nn.Module):
             outs.append(out)
         stacked = tuple(torch.stack(parts) for parts in zip(*outs))
         return (*stacked, hidden)
+
+
+def count_parameters(net: nn.Module) -> dict[str, int]:
+    """Parameter counts of a per-agent network.
+
+    ``total``: every parameter; ``shared``: in tensors used by all agents; ``clustered``: in
+    per-cluster tensors (all clusters together); ``per_agent``: agent-specific parameters of one
+    agent; ``trainable``: with ``requires_grad``. ``total = shared + clustered + n_agents * per_agent``.
+    """
+    n_agents = int(getattr(net, "n_agents"))
+    counts = dict(total=0, shared=0, clustered=0, agent=0, trainable=0)
+    for module in net.modules():
+        tags = getattr(module, "param_sharing", {})
+        for name, p in module.named_parameters(recurse=False):
+            kind = tags.get(name, "shared")
+            counts["total"] += p.numel()
+            counts["trainable"] += p.numel() if p.requires_grad else 0
+            key = {AGENT: "agent", CLUSTER: "clustered"}.get(kind, "shared")
+            counts[key] += p.numel()
+    per_agent, rest = divmod(counts.pop("agent"), n_agents)
+    assert rest == 0, "agent-specific tensors must have a leading agent axis"
+    return dict(total=counts["total"], shared=counts["shared"], clustered=counts["clustered"],
+                per_agent=per_agent, trainable=counts["trainable"])

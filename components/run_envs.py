@@ -1,8 +1,9 @@
 """A run's environments: where they simulate and how their batches reach the training device.
 
 ``devices(cfg) -> (training device, sampling device)``: ``device`` and ``env.device`` (BenchMARL's
-``train_device`` / ``sampling_device``). VMAS simulates on the sampling device, by default the
-training device (it runs thousands of copies on a GPU); the CPU simulators sample on the CPU.
+``train_device`` / ``sampling_device``). A family that simulates in torch on any device (it says so:
+:func:`envs.simulates_on_device`) simulates on the sampling device, by default the training device (it
+runs thousands of copies on a GPU); the CPU simulators sample on the CPU.
 
 ``make_run_env(env_cfg, num_envs, seed, device, env_device)``: the registry's env with the episode
 return summed (``("agents", "episode_reward")``) and, when the two devices differ, a
@@ -17,17 +18,18 @@ from torchrl.envs import DeviceCastTransform, RewardSum, TransformedEnv
 
 from marlshare.components.config import ConfigError, resolve_device
 from marlshare.components.evaluation import EPISODE_REWARD
-from marlshare.envs import GROUP, make_env
+from marlshare.envs import FAMILIES, GROUP, make_env, simulates_on_device
 
 
 def devices(cfg) -> tuple[torch.device, torch.device]:
     device = resolve_device(cfg.device, "device")
-    vmas = cfg.env.name.partition("/")[0] == "vmas"
+    on_device = simulates_on_device(cfg.env.name)
     if cfg.env.device is None:
-        return device, device if vmas else torch.device("cpu")
+        return device, device if on_device else torch.device("cpu")
     env_device = resolve_device(cfg.env.device, "env.device")
-    if env_device.type != "cpu" and not vmas:
-        raise ConfigError(f"env.device={cfg.env.device!r}: only VMAS simulates on a GPU; {cfg.env.name} "
+    if env_device.type != "cpu" and not on_device:
+        gpu_families = " and ".join(f.upper() for f in FAMILIES if simulates_on_device(f))
+        raise ConfigError(f"env.device={cfg.env.device!r}: only {gpu_families} simulates on a GPU; {cfg.env.name} "
                           f"samples on the CPU (env.device=cpu) and its batches move to device={cfg.device}")
     return device, env_device
 

@@ -5,7 +5,6 @@
   strategies' ``adopt`` applies it at a phase switch).
 - :func:`merge_adapters` folds the adapters into per-agent dense weights (LoRASA Algorithm 3);
   merged outputs equal unmerged ones.
-- :func:`count_parameters` counts total, shared, per-cluster, per-agent and trainable parameters.
 
 Transforms return a new network and leave their input untouched.
 """
@@ -17,12 +16,13 @@ import copy
 import torch
 from torch import nn
 
-from marlshare.components.layers import AGENT, CLUSTER, AgentLinear, LowRankLinear, StackedLinear
+from marlshare.components.layers import AgentLinear, LowRankLinear, StackedLinear
 from marlshare.components.vectors import AgentVector, DeltaVector, StackedVector
 from marlshare.components.networks import ROLES
 
 #: what ``to_lora(layers=...)`` can adapt: the layer roles of the networks, plus the log-std vector
 LORA_TARGETS = ROLES + ("log_std",)
+
 
 def check_lora_layers(layers) -> tuple[str, ...]:
     """``"all"`` or a list of names from ``LORA_TARGETS``; returns the tuple of targets."""
@@ -33,6 +33,14 @@ def check_lora_layers(layers) -> tuple[str, ...]:
     if bad or not names:
         raise ValueError(f"LoRA layers must be 'all' or a non-empty list from {list(LORA_TARGETS)}, got layers={layers!r}")
     return tuple(names)
+
+
+def check_rank_alpha(name: str, rank, alpha) -> None:
+    """A LoRA rank (a positive integer) and alpha (a positive number); ``name`` says whose."""
+    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+        raise ValueError(f"{name}: rank must be a positive integer, got rank={rank!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+        raise ValueError(f"{name}: alpha must be a positive number, got alpha={alpha!r}")
 
 
 def _replace_children(module: nn.Module, linear_fn, vector_fn) -> None:
@@ -54,8 +62,6 @@ def to_lora(net: nn.Module, rank: int = 8, alpha: float = 8.0, layers="all", ini
     trainable parameters are the adapters (and the per-agent log-std delta when ``"log_std"`` is
     adapted, and bias deltas when ``train_bias``).
     """
-    from marlshare.components.strategies.base import check_rank_alpha
-
     check_rank_alpha("to_lora", rank, alpha)
     targets = check_lora_layers(layers)
     if any(isinstance(m, LowRankLinear) for m in net.modules()):
@@ -100,7 +106,7 @@ def merge_adapters(net: nn.Module) -> nn.Module:
         return merged.requires_grad_(False)
 
     _replace_children(new, merge_linear, merge_vector)
-    if getattr(new, "append_id", None) is not None:
+    if getattr(new, "append_id", False):
         _fold_agent_id(new)
     return new
 
@@ -130,27 +136,4 @@ def _fold_agent_id(net: nn.Module) -> None:
         folded.weight.copy_(weight[:, :, :d_in])
         folded.bias.copy_(id_bias if bias is None else bias + id_bias)
     setattr(parent, name, folded.requires_grad_(False))
-    net.append_id = None
-
-
-def count_parameters(net: nn.Module) -> dict[str, int]:
-    """Parameter counts of a per-agent network.
-
-    ``total``: every parameter; ``shared``: in tensors used by all agents; ``clustered``: in
-    per-cluster tensors (all clusters together); ``per_agent``: agent-specific parameters of one
-    agent; ``trainable``: with ``requires_grad``. ``total = shared + clustered + n_agents * per_agent``.
-    """
-    n_agents = int(getattr(net, "n_agents"))
-    counts = dict(total=0, shared=0, clustered=0, agent=0, trainable=0)
-    for module in net.modules():
-        tags = getattr(module, "param_sharing", {})
-        for name, p in module.named_parameters(recurse=False):
-            kind = tags.get(name, "shared")
-            counts["total"] += p.numel()
-            counts["trainable"] += p.numel() if p.requires_grad else 0
-            key = {AGENT: "agent", CLUSTER: "clustered"}.get(kind, "shared")
-            counts[key] += p.numel()
-    per_agent, rest = divmod(counts.pop("agent"), n_agents)
-    assert rest == 0, "agent-specific tensors must have a leading agent axis"
-    return dict(total=counts["total"], shared=counts["shared"], clustered=counts["clustered"],
-                per_agent=per_agent, trainable=counts["trainable"])
+    net.append_id = False

@@ -44,8 +44,10 @@ from torchrl.envs import EnvBase
 
 GROUP = "agents"
 
-# family -> builder(task, num_envs, seed, **options). Each family's module registers itself here;
-# the import is lazy so a missing optional dependency only matters for the family that needs it.
+# family -> the module that adapts it; adding a family is one module plus one line here. The module is
+# imported on first use, so a missing optional dependency only matters for the family that needs it.
+# A family module defines make(task, num_envs, seed, **options) and tasks(), and may declare
+# SIMULATES_ON_DEVICE = True (see simulates_on_device).
 FAMILIES: dict[str, str] = {
     "vmas": "marlshare.envs.vmas",
     "pettingzoo": "marlshare.envs.pettingzoo",
@@ -57,6 +59,12 @@ FAMILIES: dict[str, str] = {
 }
 
 
+def _family_module(family: str):
+    import importlib
+
+    return importlib.import_module(FAMILIES[family])
+
+
 def make_env(name: str, num_envs: int = 1, seed: int | None = None, **options) -> EnvBase:
     """Build ``family/task`` with ``num_envs`` copies (vectorised or in parallel), seeded."""
     family, sep, task = name.partition("/")
@@ -66,19 +74,22 @@ def make_env(name: str, num_envs: int = 1, seed: int | None = None, **options) -
         raise ValueError(f"unknown env family {family!r} in {name!r}; valid families: {sorted(FAMILIES)}")
     if int(num_envs) < 1:
         raise ValueError(f"num_envs must be >= 1, got num_envs={num_envs!r}")
-    import importlib
+    return _family_module(family).make(task, num_envs=int(num_envs), seed=seed, **options)
 
-    module = importlib.import_module(FAMILIES[family])
-    return module.make(task, num_envs=int(num_envs), seed=seed, **options)
+
+def simulates_on_device(name: str) -> bool:
+    """Whether the family of ``name`` (``"family/task"`` or ``"family"``) simulates on any torch device
+    (``device=`` option: a GPU runs thousands of copies) rather than on the CPU only. Its module says
+    so (``SIMULATES_ON_DEVICE = True``: VMAS). False for an unknown family: ``make_env`` names it."""
+    family = name.partition("/")[0]
+    return family in FAMILIES and bool(getattr(_family_module(family), "SIMULATES_ON_DEVICE", False))
 
 
 def tasks(family: str) -> list[str]:
     """The task names of a family (``make_env(f"{family}/{task}")``), without building any env."""
     if family not in FAMILIES:
         raise ValueError(f"unknown env family {family!r}; valid families: {sorted(FAMILIES)}")
-    import importlib
-
-    return list(importlib.import_module(FAMILIES[family]).tasks())
+    return list(_family_module(family).tasks())
 
 
 @dataclass
@@ -113,4 +124,4 @@ def env_info(env: EnvBase) -> EnvInfo:
                    (GROUP, "observation_mask") in keys, (GROUP, "action_dim_mask") in keys)
 
 
-__all__ = ["GROUP", "FAMILIES", "make_env", "env_info", "EnvInfo", "tasks"]
+__all__ = ["GROUP", "FAMILIES", "make_env", "env_info", "EnvInfo", "tasks", "simulates_on_device"]

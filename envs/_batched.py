@@ -1,8 +1,8 @@
 """``num_envs`` copies of a non-vectorised simulator behind one TorchRL env with batch ``[num_envs]``.
 
-A family adapter (PettingZoo, MaMuJoCo, LBF, RWARE) writes a small :class:`Sim`: one copy of its
-simulator, numpy in and numpy out, agents already padded into one group. :class:`BatchedSimEnv`
-does the TorchRL side once for all of them:
+A family adapter (PettingZoo, MaMuJoCo, LBF, RWARE) writes a small :class:`~envs._sim.Sim` (the
+contract is in :mod:`envs._sim`): one copy of its simulator, numpy in and numpy out, agents already
+padded into one group. :class:`BatchedSimEnv` does the TorchRL side once for all of them:
 
 * steps the copies in a plain loop in this process (``num_workers=0``, the default: on a 2-core
   machine this is the fastest for light simulators), or splits them over ``num_workers`` worker
@@ -18,21 +18,12 @@ does the TorchRL side once for all of them:
   so a seed reproduces first observations;
 * passes its own outputs through unchanged (``_step_proc_data``) and skips TorchRL's done scan in
   :meth:`maybe_reset` when the last step finished no copy.
-
-Sim contract (every array argument is a writable row of the batch buffer, ``None`` when absent)::
-
-    spec: SimSpec
-    reset(seed, obs[N, obs], state[S] | None, action_mask[N, A] | None) -> None
-    step(action[N, act] float32 | [N] int64, obs, state, action_mask, reward[N])
-        -> (terminated: bool, truncated: bool, win: bool)
-    close() -> None
 """
 
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable
 
 import numpy as np
 import torch
@@ -41,55 +32,8 @@ from torchrl.data import Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
 from marlshare.envs import GROUP
+from marlshare.envs._sim import Sim, SimSpec
 from marlshare.envs._workers import _WorkerPool, default_start_method
-
-
-@dataclass
-class SimSpec:
-    """Shapes of one simulator copy, after padding its agents into one group."""
-
-    n_agents: int
-    obs_dim: int
-    discrete: bool
-    action_dim: int  # discrete: number of actions (max over agents); continuous: max action size
-    state_dim: int | None = None
-    action_low: np.ndarray | None = None  # [N, act] continuous bounds (padded columns: a real agent's)
-    action_high: np.ndarray | None = None
-    has_action_mask: bool = False
-    observation_mask: np.ndarray | None = None  # [N, obs] bool, only when observation sizes differ
-    action_dim_mask: np.ndarray | None = None  # [N, act] bool, only when continuous action sizes differ
-    has_win: bool = False
-    agent_names: tuple[str, ...] = field(default_factory=tuple)
-
-
-class Sim(Protocol):
-    spec: SimSpec
-
-    def reset(self, seed, obs, state, action_mask) -> None: ...
-
-    def step(self, action, obs, state, action_mask, reward) -> tuple[bool, bool, bool]: ...
-
-    def close(self) -> None: ...
-
-
-def pad_bounds(lows: list[np.ndarray], highs: list[np.ndarray], width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-agent action bounds ``[N, width]``; a padded column takes the bounds of an agent that has it,
-    so a squashing distribution never sees an empty interval."""
-    n = len(lows)
-    low = np.zeros((n, width), np.float32)
-    high = np.zeros((n, width), np.float32)
-    donor_low = np.full(width, -1.0, np.float32)
-    donor_high = np.full(width, 1.0, np.float32)
-    for lo, hi in sorted(zip(lows, highs), key=lambda p: len(p[0])):  # the widest agent donates last
-        donor_low[: len(lo)] = lo
-        donor_high[: len(hi)] = hi
-    for i, (lo, hi) in enumerate(zip(lows, highs)):
-        low[i] = donor_low
-        high[i] = donor_high
-        low[i, : len(lo)] = lo
-        high[i, : len(hi)] = hi
-    return low, high
-
 
 # ----------------------------------------------------------------------------------------------
 # the TorchRL env

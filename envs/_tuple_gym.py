@@ -1,7 +1,7 @@
 """One copy of a Gymnasium multi-agent env with ``Tuple`` observation and action spaces (LBF, RWARE).
 
 TorchRL's ``GymWrapper`` cannot step these (a tuple of discrete actions is not a gym action it
-knows), so this small :class:`~envs._batched.Sim` stacks the tuple into ``[N, obs]`` rows itself.
+knows), so this small :class:`~envs._sim.Sim` stacks the tuple into ``[N, obs]`` rows itself.
 The global state is the concatenation of all agents' observations (the EPyMARL convention for
 these envs, which have no state of their own).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from marlshare.envs._batched import SimSpec
+from marlshare.envs._sim import SimSpec
 
 
 class TupleGymSim:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 from multiprocessing import shared_memory
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from marlshare.envs._batched import Sim, SimSpec
+from marlshare.envs._sim import Sim, SimSpec
 
 
 # ----------------------------------------------------------------------------------------------

@@ -49,7 +49,8 @@ from functools import partial
 import numpy as np
 from torchrl.envs import EnvBase
 
-from marlshare.envs._batched import BatchedSimEnv, SimSpec, pad_bounds
+from marlshare.envs._batched import BatchedSimEnv
+from marlshare.envs._sim import SimSpec, pad_bounds
 
 ROBOTS: dict[str, str] = {
     "ant": "Ant",

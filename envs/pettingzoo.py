@@ -28,7 +28,8 @@ from functools import partial
 import numpy as np
 from torchrl.envs import EnvBase
 
-from marlshare.envs._batched import BatchedSimEnv, SimSpec, pad_bounds
+from marlshare.envs._batched import BatchedSimEnv
+from marlshare.envs._sim import SimSpec, pad_bounds
 
 # task -> module with a ``parallel_env`` factory
 TASKS: dict[str, str] = {

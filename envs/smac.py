@@ -29,7 +29,8 @@ from functools import partial
 import numpy as np
 from torchrl.envs import EnvBase
 
-from marlshare.envs._batched import BatchedSimEnv, SimSpec
+from marlshare.envs._batched import BatchedSimEnv
+from marlshare.envs._sim import SimSpec
 
 SMAC_MAPS = [
     "3m", "8m", "25m", "5m_vs_6m", "8m_vs_9m", "10m_vs_11m", "27m_vs_30m", "MMM", "MMM2", "2s3z", "3s5z",

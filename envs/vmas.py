@@ -14,6 +14,10 @@ from torchrl.envs import EnvBase
 from marlshare.components.checkpoint import RNG_STREAMS
 from marlshare.envs import GROUP
 
+#: VMAS simulates in torch on any device (``device=``): a run simulates it on its training device by
+#: default, where the other families sample on the CPU (:func:`envs.simulates_on_device`)
+SIMULATES_ON_DEVICE = True
+
 
 def _vmas_rng():
     """VMAS keeps its own random state (torch, numpy, python), shared by every VMAS env of the process

@@ -142,7 +142,7 @@ class NoopSim:
     (EnvBase.step, step_mdp, done checks) plus the adapter's packing, the floor under every row."""
 
     def __init__(self):
-        from marlshare.envs._batched import SimSpec
+        from marlshare.envs._sim import SimSpec
 
         self.spec = SimSpec(n_agents=2, obs_dim=12, discrete=False, action_dim=3, state_dim=17,
                             action_low=-np.ones((2, 3), np.float32), action_high=np.ones((2, 3), np.float32))

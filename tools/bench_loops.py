@@ -1,14 +1,24 @@
 """Per-agent Python-loop references of every strategy's network, for :mod:`tools.bench_strategies`:
 the way the LoRASA reference code runs (one call per agent), built from a batched network with its
-weights copied."""
+weights copied.
+
+:func:`loop_reference` picks the loop by the network's layers (their parametrisations), never by a
+strategy's name, and ``LOOP_REFERENCES`` covers every registered strategy: a new strategy is timed
+like the others, or, when no loop here mirrors its layers, stops the benchmark with a TypeError
+naming them (it is never skipped in silence)."""
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from marlshare.components.layers import AgentLinear, IndexedLinear, MaskedLinear, SharedLinear, StackedLinear
+from marlshare.components.layers import (
+    AgentLinear, IndexedLinear, LowRankLinear, MaskedLinear, SharedLinear, SpectralLinear, StackedLinear,
+)
+from marlshare.components.strategies import STRATEGIES
 
 
 def agent_layers(net: nn.Module) -> list[AgentLinear]:
@@ -45,7 +55,7 @@ class LoopBase(nn.Module):
     def __init__(self, net: nn.Module):
         super().__init__()
         self.n_agents = net.n_agents
-        self.append_id = net.append_id is not None
+        self.append_id = net.append_id
         self.register_buffer("eye", torch.eye(self.n_agents))
 
     def agent_input(self, x, i):
@@ -189,7 +199,27 @@ class LoopPrism(LoopBase):
         return h
 
 
-LOOP_REFERENCES: dict[str, type[LoopBase]] = {
-    "ps": LoopMLP, "nps": LoopMLP, "seps": LoopMLP, "mtl": LoopMTL,
-    "ps_lora": LoopLoRA, "seps_lora": LoopLoRA, "adaps": LoopAdaPS, "prism": LoopPrism,
-}
+def loop_reference(net: nn.Module) -> LoopBase:
+    """The per-agent loop that computes what ``net`` computes, chosen by the parametrisation of its
+    layers: LoRA adapters, AdaPS unit masks, Prism spectra, a shared trunk with per-agent heads (MTL),
+    or one kind of plain weight throughout (PS, NPS, SePS)."""
+    layers = agent_layers(net)
+    *trunk, head = layers
+    if any(isinstance(m, LowRankLinear) for m in layers):
+        loop = LoopLoRA
+    elif any(isinstance(m, MaskedLinear) for m in layers):
+        loop = LoopAdaPS
+    elif any(isinstance(m, SpectralLinear) for m in layers):
+        loop = LoopPrism
+    elif trunk and all(type(m) is SharedLinear for m in trunk) and type(head) is StackedLinear:
+        loop = LoopMTL
+    elif len({type(m) for m in layers}) == 1 and type(head) in (SharedLinear, StackedLinear, IndexedLinear):
+        loop = LoopMLP
+    else:
+        raise TypeError(f"no per-agent loop reference in tools/bench_loops.py mirrors the layers "
+                        f"{[type(m).__name__ for m in layers]} of a {getattr(net, 'strategy_name', '?')} network")
+    return loop(net)
+
+
+#: registry name -> a builder of its loop reference: every registered strategy, read from the registry
+LOOP_REFERENCES: dict[str, Callable[[nn.Module], LoopBase]] = {name: loop_reference for name in STRATEGIES}

@@ -28,7 +28,8 @@ import torch
 
 from marlshare.components.strategies import STRATEGIES, make_strategy
 from marlshare.components.strategies.lora import LoRA
-from marlshare.components.transforms import count_parameters, merge_adapters
+from marlshare.components.networks import count_parameters
+from marlshare.components.transforms import merge_adapters
 
 AGENTS = (2, 4, 8, 16, 32, 64, 128)
 

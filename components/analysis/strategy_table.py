@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from marlshare.components.strategies import STRATEGIES, make_strategy
-from marlshare.components.transforms import count_parameters
+from marlshare.components.networks import count_parameters
 
 
 def table(n_agents=8, obs=18, actions=2, hidden=(64, 64), clusters=2, recurrent=False) -> list[dict]:

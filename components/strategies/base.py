@@ -117,7 +117,7 @@ class Strategy:
         if type(previous) is type(self):
             return net
         self.check_predecessor(previous)
-        new = self.make_network(**{**net.build_kwargs, "append_id": net.append_id is not None})
+        new = self.make_network(**{**net.build_kwargs, "append_id": net.append_id})
         load_shared_network(net, new)
         return new
 
@@ -210,10 +210,3 @@ def check_clusters(name: str, clusters, n_agents: int | None = None) -> None:
         raise ValueError(f"{name}: cluster labels must be 0..K-1 with every label used, got clusters={labels}")
     if n_agents is not None and len(labels) != n_agents:
         raise ValueError(f"{name}: clusters has {len(labels)} labels but the network has n_agents={n_agents}")
-
-
-def check_rank_alpha(name: str, rank, alpha) -> None:
-    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-        raise ValueError(f"{name}: rank must be a positive integer, got rank={rank!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
-        raise ValueError(f"{name}: alpha must be a positive number, got alpha={alpha!r}")

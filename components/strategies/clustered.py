@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from marlshare.components.strategies.base import check_clusters
+from marlshare.components.strategies.ps import PS
 
 
 @dataclass
@@ -78,9 +79,7 @@ class Clustered:
 
     def initial_policy(self):
         """SePS pretrains a shared policy; with no previous phase, the fit data come from a fresh one."""
-        from marlshare.components.strategies import make_strategy
-
-        return make_strategy("ps", append_id=self.append_id)
+        return PS(append_id=self.append_id)
 
     def fit(self, data, seed: int = 0) -> dict:
         from marlshare.components.clustering import VAESettings, fit_clusters

@@ -13,8 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
-from marlshare.components.strategies.base import check_rank_alpha
-from marlshare.components.transforms import check_lora_layers, to_lora
+from marlshare.components.transforms import check_lora_layers, check_rank_alpha, to_lora
 
 
 @dataclass

@@ -56,7 +56,7 @@ class SePS(Clustered, Strategy):
             return Strategy.make_network(self, **net.build_kwargs, append_id=self.append_id)
         new = super().adopt(previous, net)
         if self.cluster_init == "first":  # clusters 1..K-1 take a fresh initialisation
-            fresh = Strategy.make_network(self, **{**net.build_kwargs, "append_id": net.append_id is not None})
+            fresh = Strategy.make_network(self, **{**net.build_kwargs, "append_id": net.append_id})
             for target, source in zip(_agent_modules(new), _agent_modules(fresh), strict=True):
                 for name, p in target.named_parameters(recurse=False):
                     p.data[1:] = getattr(source, name).data[1:]

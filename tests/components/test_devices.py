@@ -23,6 +23,28 @@ def test_a_device_this_machine_lacks_is_a_config_error_naming_the_choices():
     assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def test_the_sampling_device_follows_the_family_declaration(monkeypatch):
+    """``run_envs.devices`` on any machine (device names are not resolved against this one): a family
+    that simulates in torch (VMAS) samples on the training device by default and may take a GPU;
+    the others sample on the CPU and refuse one."""
+    from types import SimpleNamespace
+
+    from marlshare.components import run_envs
+
+    monkeypatch.setattr(run_envs, "resolve_device", lambda value, key: torch.device(value))
+    cuda_device, cpu = torch.device("cuda"), torch.device("cpu")
+
+    def devices(name, env_device=None):
+        return run_envs.devices(SimpleNamespace(device="cuda", env=SimpleNamespace(name=name, device=env_device)))
+
+    assert devices("vmas/balance") == (cuda_device, cuda_device)
+    assert devices("vmas/balance", "cpu") == (cuda_device, cpu)
+    assert devices("mamujoco/halfcheetah-2x3") == (cuda_device, cpu)
+    assert devices("mamujoco/halfcheetah-2x3", "cpu") == (cuda_device, cpu)
+    with pytest.raises(ConfigError, match="only VMAS simulates on a GPU; mamujoco/halfcheetah-2x3 samples on the CPU"):
+        devices("mamujoco/halfcheetah-2x3", "cuda")
+
+
 def _devices_of(trainer):
     tensors = list(actor_net(trainer.actor).parameters()) + list(trainer.critic.parameters())
     tensors += [v for state in trainer.optimiser.state.values() for v in state.values()
@@ -54,7 +76,7 @@ def test_vmas_trains_on_the_gpu_and_resumes_on_the_cpu(tmp_path):
     resumed = Trainer(tiny(resume=str(tmp_path)), resume_changes={"device": "cpu", "env.device": "cpu",
                                                                   "total_frames": 3 * ITER})
     resumed.run()
-    assert resumed.frames == 3 * ITER and _devices_of(resumed) == {torch.device("cpu")}
+    assert resumed.state.frames == 3 * ITER and _devices_of(resumed) == {torch.device("cpu")}
 
 
 @cuda

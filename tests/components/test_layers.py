@@ -4,8 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from marlshare.components.kernels import agent_matmul
 from marlshare.components.layers import (
-    IndexedLinear, LowRankLinear, MaskedLinear, SharedLinear, SpectralLinear, StackedLinear, agent_matmul,
+    IndexedLinear, LowRankLinear, MaskedLinear, SharedLinear, SpectralLinear, StackedLinear,
 )
 
 BATCHES = [(), (5,), (2, 3)]

@@ -5,7 +5,8 @@ import torch
 
 from marlshare.components.layers import SpectralLinear
 from marlshare.components.strategies import STRATEGIES, make_strategy
-from marlshare.components.transforms import count_parameters, to_lora
+from marlshare.components.networks import count_parameters
+from marlshare.components.transforms import to_lora
 from tests.components.helpers import agent_layers, first, is_adapter, strategy_for
 
 ALL = list(STRATEGIES)

@@ -5,7 +5,8 @@ import torch
 
 from marlshare.components.layers import LowRankLinear
 from marlshare.components.strategies import make_strategy
-from marlshare.components.transforms import count_parameters, merge_adapters, to_lora
+from marlshare.components.networks import count_parameters
+from marlshare.components.transforms import merge_adapters, to_lora
 
 
 def _perturb_adapters(net, std=0.05):
@@ -39,6 +40,23 @@ def test_merged_adapters_compute_what_unmerged_do(recurrent, n):
     merged = merge_adapters(net)
     assert not any(isinstance(m, LowRankLinear) for m in merged.modules())
     x = torch.randn(7, n, 10)
+    for a, b in zip(net(x), merged(x)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["ps_lora", "seps_lora"])
+@pytest.mark.parametrize("recurrent", [False, True], ids=["mlp", "gru"])
+def test_merged_adapters_keep_trained_bias_deltas(name, recurrent):
+    """``train_bias=True``: each adapted layer also learns a per-agent bias delta; merging folds it into
+    the merged per-agent bias (the id-appending input layer's included), so outputs stay equal."""
+    hp = {"clusters": [0, 1, 0]} if name == "seps_lora" else {}
+    strategy = make_strategy(name, rank=2, train_bias=True, append_id=True, **hp)
+    net = strategy.make_network(3, 10, 6, hidden=(16, 16), recurrent=recurrent, head="normal")
+    _perturb_adapters(net)  # A, B, the log-std delta and the bias deltas: all away from zero
+    deltas = [m.bias_delta for m in net.modules() if isinstance(m, LowRankLinear)]
+    assert len(deltas) == (6 if recurrent else 3) and all(d.requires_grad and d.abs().min() > 0 for d in deltas)
+    merged = merge_adapters(net)
+    x = torch.randn(7, 3, 10)
     for a, b in zip(net(x), merged(x)):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
@@ -82,7 +100,7 @@ def test_merge_folds_the_agent_id_into_a_bias():
     net = to_lora(make_strategy("ps").make_network(5, 10, 6, hidden=(16,), head="normal"))
     _perturb_adapters(net)
     merged = merge_adapters(net)
-    assert merged.append_id is None and merged.trunk[0].in_features == 10
+    assert merged.append_id is False and merged.trunk[0].in_features == 10
     x = torch.randn(3, 5, 10)
     for a, b in zip(net(x), merged(x)):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
@@ -91,7 +109,7 @@ def test_merge_folds_the_agent_id_into_a_bias():
 @pytest.mark.parametrize("name", ["ps_lora", "prism"])
 def test_dense_path_for_large_batches_matches_the_factored_path(name):
     """LoRA and Prism build per-agent dense weights for large batches; same function and gradients."""
-    from marlshare.components.layers import DENSE_ROWS_FACTOR
+    from marlshare.components.kernels import DENSE_ROWS_FACTOR
 
     net = make_strategy(name).make_network(3, 10, 6, hidden=(16, 16))
     if name == "ps_lora":

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from marlshare.envs import FAMILIES, GROUP, env_info, make_env
+from marlshare.envs import FAMILIES, GROUP, env_info, make_env, simulates_on_device
 
 CHEAP = ["pettingzoo/simple_spread", "mamujoco/halfcheetah-2x3", "lbf/8x8-2p-2f-coop", "rware/tiny-2ag"]
 
@@ -12,6 +12,21 @@ def test_every_family_is_registered():
     assert {"vmas", "pettingzoo", "mamujoco", "smax", "smac", "lbf", "rware"} <= set(FAMILIES)
     with pytest.raises(ValueError, match="valid families"):
         make_env("starcraft/3m")
+
+
+def test_a_family_declares_whether_it_simulates_on_a_device(monkeypatch):
+    """Read from the family's module (``SIMULATES_ON_DEVICE``), never from a list of family names."""
+    import sys
+    import types
+
+    assert simulates_on_device("vmas/balance") and simulates_on_device("vmas")
+    assert not simulates_on_device("mamujoco/halfcheetah-2x3") and not simulates_on_device("starcraft/3m")
+    module = types.ModuleType("fake_torch_family")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(FAMILIES, "fake", module.__name__)
+    assert not simulates_on_device("fake/task")  # no declaration: the CPU
+    module.SIMULATES_ON_DEVICE = True
+    assert simulates_on_device("fake/task")
 
 
 @pytest.mark.parametrize("name", CHEAP)
