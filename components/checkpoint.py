@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from marlshare.envs import RNG_STREAMS
+
 
 def save_atomic(obj, path: str | os.PathLike) -> Path:
     path = Path(path)
@@ -103,11 +105,6 @@ def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
         path.unlink(missing_ok=True)
         removed.append(path)
     return removed
-
-
-#: Random streams that simulators keep for themselves, registered by their env adapters:
-#: name -> (get() -> state or None, set(state)). They are part of a run's random state.
-RNG_STREAMS: dict[str, tuple] = {}
 
 
 def rng_state() -> dict:

@@ -44,6 +44,11 @@ from torchrl.envs import EnvBase
 
 GROUP = "agents"
 
+#: Random streams that simulators keep for themselves, registered by their family modules when they
+#: are imported (VMAS): name -> (get() -> state or None, set(state)). Checkpoints save and restore them
+#: with torch's, numpy's and Python's (``components/checkpoint.py``): they are part of a run's random state.
+RNG_STREAMS: dict[str, tuple] = {}
+
 # family -> the module that adapts it; adding a family is one module plus one line here. The module is
 # imported on first use, so a missing optional dependency only matters for the family that needs it.
 # A family module defines make(task, num_envs, seed, **options) and tasks(), and may declare

@@ -11,8 +11,7 @@ import warnings
 
 from torchrl.envs import EnvBase
 
-from marlshare.components.checkpoint import RNG_STREAMS
-from marlshare.envs import GROUP
+from marlshare.envs import GROUP, RNG_STREAMS
 
 #: VMAS simulates in torch on any device (``device=``): a run simulates it on its training device by
 #: default, where the other families sample on the CPU (:func:`envs.simulates_on_device`)

@@ -75,7 +75,7 @@ from tools.reports import write_json
 
 IN_FEATURES, OUT_FEATURES = 32, 8
 MODES = ("fwd+bwd", "fwd")
-SMALL_BATCH_STRATEGIES = ("ps_lora", "seps_lora", "prism")  # the issue-13 small-batch target
+SMALL_BATCH_STRATEGIES = ("ps_lora", "seps_lora", "prism")  # issue 13 named these in its small-batch target
 
 
 def build_network(name: str, n_agents: int, hidden: int, seed: int = 0) -> nn.Module:
@@ -373,7 +373,8 @@ def parse_args(argv=None):
                    help="which medians the tables and targets use (the JSON has both): wall-clock, or "
                         "CPU time of this process (immune to waiting for a core on a shared machine; "
                         "meaningful with --threads 1)")
-    # every registered strategy that has a per-agent loop reference here (a new one needs one added)
+    # every registered strategy: LOOP_REFERENCES (tools/bench_loops.py) picks each network's loop reference
+    # from its layer types, and a network it has no reference for stops the benchmark naming its layers
     timed = [name for name in STRATEGIES if name in LOOP_REFERENCES]
     p.add_argument("--strategies", nargs="+", default=timed, choices=timed)
     p.add_argument("--out", default="outputs/bench_strategies.json")

@@ -4,7 +4,7 @@
 For each strategy of the registry and each N: the strategy's network is built with that N (strategies
 that declare ``needs_clusters``: ``K = max(1, N // 4)`` clusters, agents round-robin, :func:`clusters_for`,
 the rule of the strategy benchmarks too), parameters are counted with
-:func:`components.transforms.count_parameters` (``total``, and
+:func:`marlshare.components.networks.count_parameters` (``total``, and
 ``trainable`` = what the strategy trains in its phase: adapters and log-std deltas for the LoRA
 strategies, mask logits plus the shared factors for Prism), and two things are timed on a batch
 ``x [B, N, obs]`` of ``B`` states per agent:

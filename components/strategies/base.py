@@ -13,7 +13,7 @@ The life cycle, declared on the class so the trainer never branches on a strateg
   strategy's phase (SePS, SePS+LoRA and AdaPS cluster agents); ``fit_frames`` says how much data;
 - ``predecessors`` (class tuple) and ``adopt(previous, net)``: start this phase's network from the
   previous phase's, outputs unchanged where the maths allows (``exact_adopt``); any other pair is
-  refused with the valid successors named (:func:`successors`);
+  refused with the valid predecessors named;
 - ``successor`` (class attribute): the default next phase of the ``two_phase`` preset;
 - ``aux_loss(net)``: added to the actor loss (Prism); ``trainable(net)``: the parameters that train.
 """
@@ -123,10 +123,10 @@ class Strategy:
 
     def check_predecessor(self, previous: "Strategy") -> None:
         if previous.name not in self.predecessors and type(previous) is not type(self):
-            from marlshare.components.strategies import successors
-
-            raise ValueError(f"{previous.name} -> {self.name} is not a valid phase chain: "
-                             f"{previous.name} can be followed by {successors(previous.name)}")
+            # the valid predecessors are this class's declaration (the schedule planner, which has the
+            # registry, names the valid successors instead)
+            raise ValueError(f"{previous.name} -> {self.name} is not a valid phase chain: {self.name} can follow "
+                             f"{[self.name, *self.predecessors]}")
 
     # --- shared machinery -------------------------------------------------------------------------
     def layer_factory(self, n_agents: int):

@@ -82,12 +82,12 @@ def test_ps_to_seps_starts_every_cluster_from_the_shared_weights_or_as_configure
             assert [torch.equal(layer.weight[c], shared) for c in range(2)] == expected
 
 
-def test_invalid_successor_is_refused_naming_the_valid_ones():
+def test_invalid_predecessor_is_refused_naming_the_valid_ones():
     nps = make_strategy("nps")
     net = nps.make_network(4, 10, 6, hidden=(16,))
     assert "nps" not in STRATEGIES["ps_lora"].predecessors  # LoRA adapts a shared (or clustered) backbone
-    valid = re.escape(str(successors("nps")))
-    with pytest.raises(ValueError, match=rf"nps -> ps_lora is not a valid phase chain: nps can be followed by {valid}"):
+    valid = re.escape(str(["ps_lora", *STRATEGIES["ps_lora"].predecessors]))
+    with pytest.raises(ValueError, match=rf"nps -> ps_lora is not a valid phase chain: ps_lora can follow {valid}"):
         make_strategy("ps_lora").adopt(nps, net)
 
 
