@@ -1,0 +1,5 @@
+"""``python -m marlshare COMMAND ...`` is the ``marlshare`` command."""
+
+from marlshare.recipes.cli import main
+
+main()
