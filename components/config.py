@@ -5,6 +5,12 @@ line overrides both, and each run saves the resolved result as ``config.yaml``. 
 hyperparameters are the one exception: their defaults live in the strategy dataclasses themselves
 (``components/strategies``), and ``strategy`` here (and in each phase) is the name plus overrides.
 
+``algorithm`` holds the settings every algorithm shares (:class:`PPOConfig`), the networks' settings
+under ``algorithm.network`` (:class:`NetworkConfig`, ``components/network_config.py``), and each
+algorithm's own settings under its name, in the dataclass its registry class declares next to it
+(``algorithm.a2po.loop``: ``A2POSettings`` in ``components/algorithms/a2po.py``). Keys that moved there
+from the older flat layout are listed in :data:`MOVED`.
+
 :func:`validate_config` checks a config before anything is built and raises one :class:`ConfigError`
 naming the bad value and the valid choices.
 """
@@ -14,6 +20,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
+
+from marlshare.components.algorithms import ALGORITHMS
+from marlshare.components.network_config import NetworkConfig
 
 
 @dataclass
@@ -30,7 +39,10 @@ class EnvConfig:
 
 
 @dataclass
-class AlgorithmConfig:
+class PPOConfig:
+    """The settings every algorithm shares: PPO's numbers, the networks (``network``), the value-loss
+    details and speed. :data:`AlgorithmConfig` adds each algorithm's own settings."""
+
     name: str = "mappo"  # mappo | ippo | happo | a2po (sequential agent-by-agent updates, docs/algorithms.md)
     frames_per_batch: int = 6000  # environment frames (steps x copies) per iteration
     epochs: int = 10
@@ -44,18 +56,8 @@ class AlgorithmConfig:
     gamma: float = 0.99
     lmbda: float = 0.9
     normalize_advantage: bool = False
-    action_dist: str = "tanh_normal"  # tanh_normal | normal (continuous actions)
-    actor_hidden: List[int] = field(default_factory=lambda: [64, 64])
-    critic_hidden: List[int] = field(default_factory=lambda: [64, 64])
-    critic_sharing: str = "shared"  # shared | nps
-    # MAPPO shared critic: append the agent id (one value per agent) or compute one team value per sample
-    critic_agent_id: bool = True
-    activation: str = "relu"
-    recurrent: bool = False  # GRU actor (encoder MLP -> GRU -> post layer -> head), as in LoRASA
+    network: NetworkConfig = field(default_factory=NetworkConfig)  # the actor and the critic
     chunk_length: int = 10  # recurrent PPO: updates re-run chunks of this many steps from stored states
-    gru_hidden: Optional[int] = None  # GRU width (default: the last actor_hidden width)
-    log_std: str = "auto"  # auto | shared | agent | state
-    log_std_init: Optional[float] = 0.0  # None: a state-dependent scale keeps the head's drawn bias
     # Restart every copy's episode at the start of each iteration: iterations are then independent
     # of where the previous one stopped, which makes resumed runs bit-identical. With episodes no
     # longer than frames_per_batch / num_envs steps nothing is truncated.
@@ -64,24 +66,6 @@ class AlgorithmConfig:
     value_norm: bool = False  # running mean/std of the value targets (the reference's use_valuenorm)
     huber_delta: Optional[float] = None  # Huber value loss with this delta (reference: 10); None: squared error
     clip_value_loss: bool = False  # clipped value loss, radius clip_epsilon (reference: on)
-    # A2PO: the preceding agents' joint ratio is clipped to 1 +/- others_clip (the LoRASA code's default)
-    others_clip: float = 0.1
-    # A2PO as the LoRASA code's configs run it: a2po_loop agent (each agent's turn runs all epochs; its
-    # MaMuJoCo scripts) | ppo (each epoch runs every agent's turn, in a freshly drawn order; its SMAC
-    # scripts); a2po_clip_tuner: None, or the weight w of its clip_param_tuner (0.5 there): the clip of
-    # the k-th agent of N is clip_epsilon * (k / N * w + 1 - w)
-    a2po_loop: str = "agent"
-    a2po_clip_tuner: Optional[float] = None
-    # gae | gae_trace: before each agent's turn after the first, its advantage and value target are
-    # recomputed with the trace of the preceding agents' joint ratio (the code's adv: gae_trace,
-    # speedup_trace; components/algorithms/sequential.py: gae_trace)
-    a2po_advantage: str = "gae"
-    a2po_two_stage: bool = False  # with gae_trace: a critic-only pass before each epoch (use_two_stage)
-    # the reference code's network details (components/networks.py): LayerNorm after the input and each
-    # hidden layer, orthogonal action-head init with this gain (None: nn.Linear's), std mapping exp|sigmoid
-    layer_norm: bool = False
-    head_gain: Optional[float] = None
-    std_mapping: str = "exp"
     # Speed (docs/benchmarks.md). compile: torch.compile the loss (forward and backward) of the MAPPO /
     # IPPO update, auto | true | false; auto compiles phases of at least 3000 gradient steps on a GPU
     # and 10000 on a CPU (feed-forward actors there: a GRU's compiled step was not faster), where a
@@ -91,6 +75,33 @@ class AlgorithmConfig:
     # (BenchMARL) instead of one joint norm.
     compile: str = "auto"
     clip_grad_per_network: bool = False
+
+
+def algorithm_config_class(algorithms: dict) -> type:
+    """:class:`PPOConfig` plus one field per algorithm of the registry ``algorithms`` that declares its
+    own settings (``Algorithm.settings``), named after it: ``algorithm.a2po`` holds ``A2POSettings``."""
+    cls = dataclasses.make_dataclass(
+        "AlgorithmConfig", [(name, algorithm.settings, field(default_factory=algorithm.settings))
+                            for name, algorithm in algorithms.items() if algorithm.settings is not None],
+        bases=(PPOConfig,))
+    cls.__module__ = __name__  # pickled (Ray trials) and typed (Hydra's schema) as this module's
+    cls.__doc__ = "Every algorithm setting: PPOConfig's and each algorithm's own (algorithm.<name>.*)."
+    return cls
+
+
+#: ``algorithm.*``, built from the registry, so an algorithm with settings stays one file plus one line
+#: in ``ALGORITHMS``
+AlgorithmConfig = algorithm_config_class(ALGORITHMS)
+
+#: settings that moved when the flat algorithm config was split (old key -> new key): typed on the
+#: command line they are a ConfigError naming the new key (recipes/compose.py: env_overrides); in a
+#: run directory's config.yaml written before the split, :func:`as_train_config` moves them silently
+MOVED = {f"algorithm.{key}": f"algorithm.network.{key}" for key in (
+    "action_dist", "actor_hidden", "critic_hidden", "critic_sharing", "critic_agent_id", "activation", "recurrent",
+    "gru_hidden", "log_std", "log_std_init", "layer_norm", "head_gain", "std_mapping")} | {
+    "algorithm.others_clip": "algorithm.a2po.others_clip", "algorithm.a2po_loop": "algorithm.a2po.loop",
+    "algorithm.a2po_clip_tuner": "algorithm.a2po.clip_tuner", "algorithm.a2po_advantage": "algorithm.a2po.advantage",
+    "algorithm.a2po_two_stage": "algorithm.a2po.two_stage"}
 
 
 @dataclass
@@ -216,18 +227,36 @@ def _dataclass_of(schema, key):
     return None
 
 
+def migrate(values: dict) -> dict:
+    """``values`` (a plain nested dict, changed in place) with the :data:`MOVED` keys of a config written
+    before they moved put in their new place (a value already at the new place wins)."""
+    for old, new in MOVED.items():
+        (*path, last), node = old.split("."), values
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or last not in node:
+            continue
+        value, (*path, last), node = node.pop(last), new.split("."), values
+        for part in path:
+            node = node.setdefault(part, {})
+        node.setdefault(last, value)
+    return values
+
+
 def as_train_config(cfg) -> TrainConfig:
     """Accept a TrainConfig, a (structured) OmegaConf config or a plain dict; unknown keys are a
-    ConfigError naming the closest valid key."""
+    ConfigError naming the closest valid key. Keys of an older config that have moved (:data:`MOVED`,
+    e.g. ``algorithm.actor_hidden`` in a run directory's config.yaml) are read at their new place."""
+    import copy
+
     from omegaconf import OmegaConf
 
     if isinstance(cfg, TrainConfig):
         return cfg
-    values = OmegaConf.to_container(cfg, resolve=False) if OmegaConf.is_config(cfg) else dict(cfg)
+    values = OmegaConf.to_container(cfg, resolve=False) if OmegaConf.is_config(cfg) else copy.deepcopy(dict(cfg))
     values.pop("hydra", None)
-    check_keys(values)
-    merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), cfg if OmegaConf.is_config(cfg) else OmegaConf.create(cfg))
-    return OmegaConf.to_object(merged)
+    check_keys(migrate(values))
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.create(values)))
 
 
 class ConfigError(ValueError):
@@ -290,18 +319,16 @@ def _integer(name, value, low):
 def validate_config(cfg: TrainConfig) -> None:
     """Raise one clear ConfigError for the first invalid setting (names the value and the choices).
     Checks that need the env (agent counts, cluster list lengths) run when the env is built."""
-    from marlshare.components.algorithms import ALGORITHMS
-    from marlshare.components.algorithms.a2po import A2PO_ADVANTAGES, A2PO_LOOPS
     from marlshare.components.algorithms.ppo import ACTION_DISTS, CRITIC_SHARING
     from marlshare.components.algorithms.update import COMPILE_CHOICES
     from marlshare.components.networks import STD_MAPPINGS
     from marlshare.components.schedule import plan_phases
 
-    a = cfg.algorithm
+    a, net = cfg.algorithm, cfg.algorithm.network
     _choice("algorithm", a.name, ALGORITHMS)
-    _choice("algorithm.action_dist", a.action_dist, ACTION_DISTS)
+    _choice("algorithm.network.action_dist", net.action_dist, ACTION_DISTS)
     _choice("algorithm.compile", str(a.compile).lower(), COMPILE_CHOICES)
-    _choice("algorithm.critic_sharing", a.critic_sharing, CRITIC_SHARING)
+    _choice("algorithm.network.critic_sharing", net.critic_sharing, CRITIC_SHARING)
     _choice("logger.wandb_mode", cfg.logger.wandb_mode, ("auto", "offline", "online", "disabled"))
     _positive("total_frames", cfg.total_frames)
     for key in ("frames_per_batch", "epochs", "minibatch_size", "lr", "max_grad_norm", "gamma"):
@@ -328,8 +355,8 @@ def validate_config(cfg: TrainConfig) -> None:
     for key in ("frames_per_batch", "epochs", "minibatch_size"):
         _integer(f"algorithm.{key}", getattr(a, key), low=1)
     for key in ("actor_hidden", "critic_hidden"):
-        for width in getattr(a, key):
-            _integer(f"algorithm.{key} entry", width, low=1)
+        for width in getattr(net, key):
+            _integer(f"algorithm.network.{key} entry", width, low=1)
     for key, low in (("n_agents", 1), ("num_workers", 0), ("max_steps", 1)):  # common env options
         if key in cfg.env.options:
             _integer(f"env.options.{key}", cfg.env.options[key], low=low)
@@ -337,21 +364,21 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ConfigError(f"algorithm.gamma={a.gamma!r} must be in (0, 1]")
     if a.huber_delta is not None:
         _positive("algorithm.huber_delta", a.huber_delta)
-    if a.head_gain is not None:
-        _positive("algorithm.head_gain", a.head_gain)
-    _choice("algorithm.std_mapping", a.std_mapping, STD_MAPPINGS)
-    _choice("algorithm.a2po_loop", a.a2po_loop, A2PO_LOOPS)
-    _choice("algorithm.a2po_advantage", a.a2po_advantage, A2PO_ADVANTAGES)
-    if a.a2po_clip_tuner is not None and not 0 <= a.a2po_clip_tuner <= 1:
-        raise ConfigError(f"algorithm.a2po_clip_tuner={a.a2po_clip_tuner!r} must be in [0, 1] or null")
-    if not 0 <= a.others_clip < 1:
-        raise ConfigError(f"algorithm.others_clip={a.others_clip!r} must be in [0, 1)")
+    if net.head_gain is not None:
+        _positive("algorithm.network.head_gain", net.head_gain)
+    _choice("algorithm.network.std_mapping", net.std_mapping, STD_MAPPINGS)
+    for name, algorithm in ALGORITHMS.items():  # each algorithm's own settings check themselves
+        settings = getattr(a, name, None) if algorithm.settings is not None else None
+        try:
+            getattr(settings, "check", lambda: None)()
+        except ValueError as err:
+            raise ConfigError(f"algorithm.{name}.{err}") from None
     if not 0 <= a.lmbda <= 1:
         raise ConfigError(f"algorithm.lmbda={a.lmbda!r} must be in [0, 1]")
     if a.frames_per_batch % cfg.env.num_envs:
         raise ConfigError(f"algorithm.frames_per_batch={a.frames_per_batch} must be a multiple of "
                           f"env.num_envs={cfg.env.num_envs}")
-    if a.recurrent:
+    if net.recurrent:
         _positive("algorithm.chunk_length", a.chunk_length)
         steps = a.frames_per_batch // cfg.env.num_envs
         if steps % a.chunk_length or a.minibatch_size % a.chunk_length:

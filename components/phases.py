@@ -93,7 +93,7 @@ def build_optimiser(trainer) -> None:
                                          eps=a.adam_eps, fused=True)
     trainer.aux = lambda: strategy.aux_loss(net)  # one callable per phase: compiled once with the loss
     if ALGORITHMS[a.name].compiles:  # the sequential updates stay eager
-        trainer.update.compile = compile_mode(a.compile, trainer.device, phase_steps(trainer), a.recurrent)
+        trainer.update.compile = compile_mode(a.compile, trainer.device, phase_steps(trainer), a.network.recurrent)
 
 
 def phase_steps(trainer) -> int:

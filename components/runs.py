@@ -23,7 +23,7 @@ from marlshare.envs import EnvInfo, env_info, make_env
 
 def network_kwargs(cfg: TrainConfig, info: EnvInfo) -> dict:
     """How the trainer builds the actor for ``cfg`` on an env described by ``info``."""
-    a = cfg.algorithm
+    a = cfg.algorithm.network
     extra = dict(recurrent=True, gru_hidden=a.gru_hidden) if a.recurrent else {}
     return dict(n_agents=info.n_agents, in_features=info.obs_dim, out_features=info.action_dim,
                 hidden=tuple(a.actor_hidden), head="linear" if info.discrete else "normal", log_std=a.log_std,

@@ -81,12 +81,12 @@ class Trainer:
         return self._recurrent(make_run_env(self.cfg.env, num_envs, seed, self.device, self.env_device))
 
     def _recurrent(self, env):
-        if self.cfg.algorithm.recurrent:  # carry the GRU state from step to step, zero at episode starts
+        if self.cfg.algorithm.network.recurrent:  # carry the GRU state from step to step, zero at episode starts
             env.append_transform(recurrent_env_transforms(self.info.n_agents, self.hidden_size))
         return env
 
     def _build_envs(self):
-        cfg, a = self.cfg, self.cfg.algorithm
+        cfg, a = self.cfg, self.cfg.algorithm.network
         # Envs first, in this order: some simulators (VMAS) reseed torch's global RNG when built.
         self.eval_env = make_run_env(cfg.env, cfg.env.eval_num_envs, cfg.seed + 1_000_003, self.device, self.env_device)
         self.env = make_run_env(cfg.env, cfg.env.num_envs, cfg.seed, self.device, self.env_device)
@@ -111,7 +111,7 @@ class Trainer:
 
     def _build(self):
         """The run state, actor, critic and update: new, or as the resumed checkpoint left them."""
-        a = self.cfg.algorithm
+        a, net_cfg = self.cfg.algorithm, self.cfg.algorithm.network
         self.net_kwargs = network_kwargs(self.cfg, self.info)
         self.entered = False  # whether the current phase has its network and optimiser
         self.nonfinite_streak = 0
@@ -122,10 +122,11 @@ class Trainer:
             self.state = RunState.start(first, self.plans[0].label)
             # a strategy that must fit first acts with its initial policy until the fit (run start)
             net = (first.initial_policy() if first.needs_fit() else first).make_network(**self.net_kwargs)
-        self.actor = make_actor(net.to(self.device), self.info, a.action_dist, device=self.device)
-        self.critic = make_critic(self.info, a.name, a.critic_sharing, tuple(a.critic_hidden), a.activation,
-                                  agent_id=a.critic_agent_id, value_norm=a.value_norm).to(self.device)
-        chunk = a.chunk_length if a.recurrent else 1
+        self.actor = make_actor(net.to(self.device), self.info, net_cfg.action_dist, device=self.device)
+        self.critic = make_critic(self.info, a.name, net_cfg.critic_sharing, tuple(net_cfg.critic_hidden),
+                                  net_cfg.activation, agent_id=net_cfg.critic_agent_id,
+                                  value_norm=a.value_norm).to(self.device)
+        chunk = a.chunk_length if net_cfg.recurrent else 1
         self.update = make_update(a, chunk, on_nonfinite=self._nonfinite, on_finite=self._finite)
         self._compile_noticed = None
         if self.resume_state is not None:

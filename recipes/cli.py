@@ -152,6 +152,24 @@ def presets(group: str) -> list[str]:
     return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
 
 
+KEY_WIDTH = 34  # the key column of the settings list (algorithm.network.critic_agent_id fits)
+
+
+def _setting_lines(prefix: str, value) -> list[str]:
+    """``prefix.key  default`` per field of the dataclass instance ``value``, nested ones key by key
+    (``algorithm.network.actor_hidden``)."""
+    lines = []
+    for f in dataclasses.fields(value):
+        if f.name in ("options",) or f.name.startswith("auto_"):
+            continue
+        inner = getattr(value, f.name)
+        if dataclasses.is_dataclass(inner):
+            lines += _setting_lines(f"{prefix}.{f.name}", inner)
+        else:
+            lines.append(f"  {prefix + '.' + f.name:<{KEY_WIDTH}} {inner}")
+    return lines
+
+
 def help_text() -> str:
     """``marlshare train --help``: the config groups with their choices, and the key settings."""
     from marlshare.components.config import AlgorithmConfig, EnvConfig, ScheduleConfig, TrainConfig
@@ -171,19 +189,15 @@ def help_text() -> str:
     lines += ["", "key settings (key=value; defaults shown):"]
     for key in ("total_frames", "eval_every", "checkpoint_every", "checkpoint_keep", "seed", "threads", "device",
                 "run_dir", "resume"):
-        lines.append(f"  {key:<32} {defaults[key]}")
+        lines.append(f"  {key:<{KEY_WIDTH}} {defaults[key]}")
     for prefix, cls in (("env", EnvConfig), ("algorithm", AlgorithmConfig)):
-        for f in dataclasses.fields(cls):
-            if f.name in ("options",) or f.name.startswith("auto_"):
-                continue
-            value = getattr(cls(), f.name)
-            lines.append(f"  {prefix + '.' + f.name:<32} {value}")
-    lines += [f"  {'env.options.<name>':<32} passed to the env (e.g. env.options.n_agents=4)",
-              f"  {'strategy.<hyperparameter>':<32} the first phase's strategy (see docs/strategies.md)"]
+        lines += _setting_lines(prefix, cls())
+    lines += [f"  {'env.options.<name>':<{KEY_WIDTH}} passed to the env (e.g. env.options.n_agents=4)",
+              f"  {'strategy.<hyperparameter>':<{KEY_WIDTH}} the first phase's strategy (see docs/strategies.md)"]
     for f in dataclasses.fields(ScheduleConfig):
         if not f.name.startswith("auto_"):
-            lines.append(f"  {'schedule.' + f.name:<32} {getattr(ScheduleConfig(), f.name)}")
-    lines += [f"  {'schedule.phases.<i>.<key>':<32} strategy, until, auto, lr, critic_lr, clip_epsilon, "
+            lines.append(f"  {'schedule.' + f.name:<{KEY_WIDTH}} {getattr(ScheduleConfig(), f.name)}")
+    lines += [f"  {'schedule.phases.<i>.<key>':<{KEY_WIDTH}} strategy, until, auto, lr, critic_lr, clip_epsilon, "
               f"entropy_coeff, label", "",
               "a resume continues a run as configured: resume=RUN [total_frames=N] [threads=..] [device=..] "
               "[logger.progress=..]",

@@ -14,7 +14,8 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from marlshare.components.config import AlgorithmConfig, EnvConfig, LoggerConfig, ScheduleConfig, TrainConfig
+from marlshare.components.config import (MOVED, AlgorithmConfig, ConfigError, EnvConfig, LoggerConfig, ScheduleConfig,
+                                         TrainConfig)
 from marlshare.components.strategies import STRATEGIES
 from marlshare.recipes import lorasa_grid
 
@@ -44,10 +45,14 @@ def env_overrides(args: list[str]) -> list[str]:
     every registered env (e.g. any VMAS scenario) works from the command line, and
     ``env.options.KEY=VALUE`` sets an env option whether or not the preset has it (``++``).
     ``experiment=NAME`` must name a cell of the LoRASA grid (stored for Hydra here; else a ConfigError
-    listing the choices)."""
+    listing the choices), and a key that has moved (:data:`~components.config.MOVED`, e.g.
+    ``algorithm.actor_hidden``) is a ConfigError naming its new place."""
     out = []
     for arg in args:
         key, sep, value = arg.partition("=")
+        bare = key.lstrip("+~")
+        if bare in MOVED:
+            raise ConfigError(f"{bare} moved to {MOVED[bare]}" + (f" (write {MOVED[bare]}={value})" if sep else ""))
         if key.lstrip("+") == "experiment" and sep and value != "null":
             lorasa_grid.use(value)
         if key == "env" and sep and "," not in value and not (CONF_DIR / "env" / f"{value}.yaml").exists():

@@ -79,7 +79,7 @@ def cell(algorithm: str, task: str, strategy: str) -> dict:
             # the code's rollouts run on across iterations (episode_length is the rollout, not the episode)
             "reset_each_iteration": False}
     if strategy in g["critic_per_agent"]:
-        algo["critic_sharing"] = "nps"
+        algo["network"] = {"critic_sharing": "nps"}
     env = {"num_envs": threads, "eval_num_envs": family["eval_episodes"],
            "max_steps": t.get("max_steps", family.get("max_steps"))}
     if t.get("env_options"):

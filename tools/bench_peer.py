@@ -129,6 +129,7 @@ def _show(value) -> str:
 
 def _cell(cfg: dict, key: str) -> str:
     a = cfg["algorithm"]
+    net = a["network"]
     special = {
         "envs": lambda: f"{cfg['env']['num_envs']} x {a['frames_per_batch'] // cfg['env']['num_envs']}",
         "value_loss": lambda: "l2" if a.get("huber_delta") is None else f"huber {a['huber_delta']}",
@@ -139,13 +140,15 @@ def _cell(cfg: dict, key: str) -> str:
         "strategy.append_id": lambda: _show(cfg["strategy"].get("append_id", True)),
         "algorithm.clip_grad_per_network": lambda: _show(a.get("clip_grad_per_network", False)),
         "env.options.clamp_actions": lambda: _show(cfg["env"]["options"].get("clamp_actions", False)),
-        "algorithm.critic_agent_id": lambda: ("a value per agent (id appended)" if a["critic_agent_id"]
-                                              else "one value per sample"),
-        "algorithm.head_gain": lambda: "nn.Linear default" if a["head_gain"] is None else f"head gain {a['head_gain']}",
-        "algorithm.log_std": lambda: ("state-dependent" if a["log_std"] == "state"
-                                      else f"state-independent ({a['log_std']})"),
-        "algorithm.log_std_init": lambda: ("the head's drawn bias" if a["log_std_init"] is None
-                                           else f"log-std {a['log_std_init']} (scale {math.exp(a['log_std_init']):.2g})"),
+        "algorithm.network.critic_agent_id": lambda: ("a value per agent (id appended)" if net["critic_agent_id"]
+                                                      else "one value per sample"),
+        "algorithm.network.head_gain": lambda: ("nn.Linear default" if net["head_gain"] is None
+                                                else f"head gain {net['head_gain']}"),
+        "algorithm.network.log_std": lambda: ("state-dependent" if net["log_std"] == "state"
+                                              else f"state-independent ({net['log_std']})"),
+        "algorithm.network.log_std_init": lambda: (
+            "the head's drawn bias" if net["log_std_init"] is None
+            else f"log-std {net['log_std_init']} (scale {math.exp(net['log_std_init']):.2g})"),
     }
     return special[key]() if key in special else _show(lookup(cfg, key))
 

@@ -103,12 +103,15 @@ TARGET_LORA_RATIO = 1.1  # LoRA seconds per iteration <= this x PS seconds per i
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
 # BenchMARL's default on-policy numbers (tools/peer/settings.py); the full run refuses to start if the
 # preset drifts from them.
-BENCHMARL = {k: PEER_SETTING[f"algorithm.{k}"] for k in ("frames_per_batch", "epochs", "minibatch_size", "lr",
-             "adam_eps", "max_grad_norm", "clip_grad_per_network", "clip_epsilon", "gamma", "lmbda", "actor_hidden",
-             "critic_hidden", "reset_each_iteration")} | {k: PEER_SETTING[f"env.{k}"] for k in ("num_envs", "max_steps")}
+BENCHMARL = ({k: PEER_SETTING[f"algorithm.{k}"] for k in ("frames_per_batch", "epochs", "minibatch_size", "lr",
+              "adam_eps", "max_grad_norm", "clip_grad_per_network", "clip_epsilon", "gamma", "lmbda",
+              "reset_each_iteration")}
+             | {k: PEER_SETTING[f"algorithm.network.{k}"] for k in ("actor_hidden", "critic_hidden")}
+             | {k: PEER_SETTING[f"env.{k}"] for k in ("num_envs", "max_steps")})
 # --quick: tiny networks and batches, only to check that the script runs end to end.
 QUICK = ["env.num_envs=4", "env.eval_num_envs=2", "algorithm.frames_per_batch=400", "algorithm.epochs=2",
-         "algorithm.minibatch_size=100", "algorithm.actor_hidden=[32,32]", "algorithm.critic_hidden=[32,32]"]
+         "algorithm.minibatch_size=100", "algorithm.network.actor_hidden=[32,32]",
+         "algorithm.network.critic_hidden=[32,32]"]
 
 
 # --- the marlshare side ------------------------------------------------------------------------------
@@ -166,10 +169,10 @@ class Settings:
 
     @classmethod
     def from_config(cls, cfg) -> "Settings":
-        a = cfg.algorithm
+        a, net = cfg.algorithm, cfg.algorithm.network
         return cls(n_agents=int(cfg.env.options["n_agents"]), num_envs=cfg.env.num_envs, max_steps=cfg.env.max_steps,
                    frames_per_batch=a.frames_per_batch, epochs=a.epochs, minibatch_size=a.minibatch_size,
-                   actor_hidden=list(a.actor_hidden), critic_hidden=list(a.critic_hidden), activation=a.activation,
+                   actor_hidden=list(net.actor_hidden), critic_hidden=list(net.critic_hidden), activation=net.activation,
                    lr=a.lr, adam_eps=a.adam_eps, max_grad_norm=a.max_grad_norm, clip_epsilon=a.clip_epsilon,
                    entropy_coeff=a.entropy_coeff, critic_coeff=a.critic_coeff, gamma=a.gamma, lmbda=a.lmbda,
                    normalize_advantage=a.normalize_advantage, reset_each_iteration=a.reset_each_iteration,

@@ -40,7 +40,7 @@ SETTINGS = {
     "lorasa_gru": ["env=mamujoco/halfcheetah-2x3", "algorithm=lorasa_mamujoco", "schedule=single"],
 }
 QUICK = ["algorithm.frames_per_batch=600", "env.num_envs=6", "algorithm.minibatch_size=200",
-         "algorithm.actor_hidden=[16,16]", "algorithm.critic_hidden=[16,16]"]
+         "algorithm.network.actor_hidden=[16,16]", "algorithm.network.critic_hidden=[16,16]"]
 
 
 def build(name: str, threads: int, quick: bool):
@@ -65,7 +65,7 @@ def build(name: str, threads: int, quick: bool):
     loss = trainer.loss
     with torch.no_grad():
         loss.value_estimator(batch, params=loss.critic_network_params, target_params=loss.target_critic_network_params)
-    chunk = trainer.cfg.algorithm.chunk_length if trainer.cfg.algorithm.recurrent else 1
+    chunk = trainer.cfg.algorithm.chunk_length if trainer.cfg.algorithm.network.recurrent else 1
     holder = actor_net(trainer.actor)
     holder.sequence_mode = chunk > 1  # as PPOUpdate runs a recurrent actor: chunks [E T / L, L]
     items = batch.reshape(batch.shape[0], -1, chunk).reshape(-1, chunk) if chunk > 1 else batch.reshape(-1)

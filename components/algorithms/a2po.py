@@ -9,13 +9,15 @@ agent loop outside the epochs and the "semi-greedy" order):
   writes the correction as a factor on the advantage outside the clip; the code puts it inside the
   ratio, which we follow.) Here ``R`` is read from the same batched forward that gives ``r_i``.
 - the critic updates in every turn, its loss taken on agent i's samples, as in the code;
-- ``a2po_clip_tuner`` (the code's ``clip_param_tuner``): the k-th of N agents clips at
-  ``eps * (k / N * w + 1 - w)``; ``a2po_loop="ppo"`` (its SMAC scripts): the epochs outside the agent
+- ``clip_tuner`` (the code's ``clip_param_tuner``): the k-th of N agents clips at
+  ``eps * (k / N * w + 1 - w)``; ``loop="ppo"`` (its SMAC scripts): the epochs outside the agent
   loop, one epoch per turn, the order drawn again each epoch (there the code passes the tuner place 1);
-- ``a2po_advantage="gae_trace"`` (the code's ``adv: gae_trace`` with ``speedup_trace``): before each
+- ``advantage="gae_trace"`` (the code's ``adv: gae_trace`` with ``speedup_trace``): before each
   turn after the first, the agent's advantage and value target come from :func:`gae_trace` with the
-  preceding agents' joint ratio at the current parameters; with ``a2po_two_stage`` each epoch first
+  preceding agents' joint ratio at the current parameters; with ``two_stage`` each epoch first
   runs a critic-only pass (the code's ``use_two_stage``).
+
+These settings are :class:`A2POSettings`, ``algorithm.a2po.*`` in the config (``algorithm.a2po.loop``).
 
 When the agent's cluster shares trained weights (SePS: parameters tagged "cluster" in
 ``param_sharing`` that train), a turn has ``ceil(epochs / size of the agent's cluster)`` epochs, as
@@ -24,6 +26,9 @@ agents sharing it (Adam is invariant to that scale up to ``eps`` and gradient cl
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -36,6 +41,36 @@ from marlshare.components.layers import CLUSTER
 
 A2PO_ADVANTAGES = ("gae", "gae_trace")
 A2PO_LOOPS = ("agent", "ppo")  # agents outside the epochs (the code's MaMuJoCo runs) | epochs outside (SMAC)
+
+
+@dataclass
+class A2POSettings:
+    """A2PO's own settings, ``algorithm.a2po.*`` (the keyword arguments of :class:`A2POUpdate`)."""
+
+    # the preceding agents' joint ratio is clipped to 1 +/- others_clip (the LoRASA code's default)
+    others_clip: float = 0.1
+    # A2PO as the LoRASA code's configs run it: loop agent (each agent's turn runs all epochs; its
+    # MaMuJoCo scripts) | ppo (each epoch runs every agent's turn, in a freshly drawn order; its SMAC
+    # scripts); clip_tuner: None, or the weight w of its clip_param_tuner (0.5 there): the clip of the
+    # k-th agent of N is clip_epsilon * (k / N * w + 1 - w)
+    loop: str = "agent"
+    clip_tuner: Optional[float] = None
+    # gae | gae_trace: before each agent's turn after the first, its advantage and value target are
+    # recomputed with the trace of the preceding agents' joint ratio (the code's adv: gae_trace,
+    # speedup_trace; gae_trace below)
+    advantage: str = "gae"
+    two_stage: bool = False  # with gae_trace: a critic-only pass before each epoch (use_two_stage)
+
+    def check(self) -> None:
+        """Raise ValueError naming the first invalid setting (``key=value ...``; the config check puts
+        ``algorithm.a2po.`` in front)."""
+        for key, value, valid in (("loop", self.loop, A2PO_LOOPS), ("advantage", self.advantage, A2PO_ADVANTAGES)):
+            if value not in valid:
+                raise ValueError(f"{key}={value!r} is not valid; choose one of {list(valid)}")
+        if self.clip_tuner is not None and not 0 <= self.clip_tuner <= 1:
+            raise ValueError(f"clip_tuner={self.clip_tuner!r} must be in [0, 1] or null")
+        if not 0 <= self.others_clip < 1:
+            raise ValueError(f"others_clip={self.others_clip!r} must be in [0, 1)")
 
 
 class A2POLoss(SequentialPPOLoss):
@@ -95,9 +130,9 @@ class A2POUpdate(SequentialUpdate):
     def __init__(self, *args, others_clip: float = 0.1, loop: str = "agent", clip_tuner: float | None = None,
                  advantage: str = "gae", two_stage: bool = False, **kwargs):
         if loop not in A2PO_LOOPS:
-            raise ValueError(f"algorithm.a2po_loop={loop!r}; valid: {list(A2PO_LOOPS)}")
+            raise ValueError(f"algorithm.a2po.loop={loop!r}; valid: {list(A2PO_LOOPS)}")
         if advantage not in A2PO_ADVANTAGES:
-            raise ValueError(f"algorithm.a2po_advantage={advantage!r}; valid: {list(A2PO_ADVANTAGES)}")
+            raise ValueError(f"algorithm.a2po.advantage={advantage!r}; valid: {list(A2PO_ADVANTAGES)}")
         super().__init__(*args, **kwargs)
         self.others_clip, self.loop, self.clip_tuner = others_clip, loop, clip_tuner
         self.advantage, self.two_stage = advantage, two_stage
@@ -119,7 +154,7 @@ class A2POUpdate(SequentialUpdate):
         return "agent"
 
     def passes(self):
-        """``a2po_loop="ppo"``: ``epochs`` passes of one epoch each, every pass in a freshly drawn order
+        """``loop="ppo"``: ``epochs`` passes of one epoch each, every pass in a freshly drawn order
         (the code redraws it)."""
         return self.epochs if self.loop == "ppo" else 1
 
@@ -203,9 +238,4 @@ class A2PO(Algorithm):
     loss = A2POLoss
     update = A2POUpdate
     compiles = False
-
-    @classmethod
-    def update_options(cls, config):
-        a = config
-        return dict(others_clip=a.others_clip, loop=a.a2po_loop, clip_tuner=a.a2po_clip_tuner,
-                    advantage=a.a2po_advantage, two_stage=a.a2po_two_stage)
+    settings = A2POSettings  # algorithm.a2po.*, passed to A2POUpdate by Algorithm.update_options

@@ -11,6 +11,11 @@ trainer reads its declarations and never branches on its name:
 - ``update``: the update class, :class:`~components.algorithms.update.PPOUpdate` or a
   :class:`~components.algorithms.sequential.SequentialUpdate`, with ``update_options(config)``: the
   keyword arguments it takes from the :class:`~components.config.AlgorithmConfig`;
+- ``settings``: None, or a dataclass of the algorithm's own settings. The config gets a field named
+  after the algorithm holding them (``algorithm.a2po.loop``; :mod:`components.config` builds
+  ``AlgorithmConfig`` from this registry), and ``update_options`` passes its fields to the update as
+  keyword arguments; its ``check()``, if it has one, raises ValueError for a bad value (the config
+  check reports it under ``algorithm.<name>.``);
 - ``compiles``: whether the trainer may ``torch.compile`` the update step (the sequential updates
   stay eager).
 
@@ -19,6 +24,7 @@ trainer reads its declarations and never branches on its name:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar
 
 from torchrl.objectives import ClipPPOLoss
@@ -36,6 +42,7 @@ class Algorithm:
     loss: ClassVar[type[ClipPPOLoss]] = ClipPPOLoss
     update: ClassVar[type[PPOUpdate]] = PPOUpdate
     compiles: ClassVar[bool] = True
+    settings: ClassVar[type | None] = None
 
     @classmethod
     def make_critic(cls, info, sharing: str = "shared", hidden=(64, 64), activation: str = "relu",
@@ -55,8 +62,12 @@ class Algorithm:
 
     @classmethod
     def update_options(cls, config) -> dict:
-        """The update's keyword arguments beyond the common ones, from the algorithm config."""
-        return {}
+        """The update's keyword arguments beyond the common ones, from the algorithm config: the fields
+        of its ``settings`` (``config.<name>``), if it declares any."""
+        if cls.settings is None:
+            return {}
+        own = getattr(config, cls.name)
+        return {f.name: getattr(own, f.name) for f in dataclasses.fields(cls.settings)}
 
     @classmethod
     def make_update(cls, config, chunk: int, on_nonfinite, on_finite) -> PPOUpdate:

@@ -118,7 +118,7 @@ def measure(shape: dict, agents=AGENTS, strategies=None, batch: int = 256, repea
 
 def run_shape(run) -> dict:
     """The actor shape of a loaded run (``components.runs.Run``)."""
-    a, info = run.cfg.algorithm, run.info
+    a, info = run.cfg.algorithm.network, run.info
     shape = dict(in_features=info.obs_dim, out_features=info.action_dim, hidden=tuple(a.actor_hidden),
                  head="linear" if info.discrete else "normal")
     if a.recurrent:

@@ -30,7 +30,7 @@ def collect_states(run, n_states: int = 256, num_envs: int = 8, seed: int = 1234
     recurrent = getattr(net, "recurrent", False)
     if recurrent:
         env.append_transform(recurrent_env_transforms(info.n_agents, net.hidden_size))
-    actor = make_actor(net, info, run.cfg.algorithm.action_dist)
+    actor = make_actor(net, info, run.cfg.algorithm.network.action_dist)
     steps = max(2, math.ceil(n_states / num_envs))
     torch.manual_seed(seed)
     with set_exploration_type(ExplorationType.RANDOM):

@@ -2,6 +2,8 @@
 registry alone: its declarations are well formed, it builds its critic, loss and update for a tiny
 env, one update moves the actor, and the trainer runs it for two iterations."""
 
+import dataclasses
+import inspect
 import tempfile
 
 import pytest
@@ -15,6 +17,7 @@ from marlshare.components.algorithms.happo import HAPPO, HAPPOUpdate
 from marlshare.components.algorithms.losses import ReferencePPOLoss
 from marlshare.components.algorithms.ppo import CRITICS
 from marlshare.components.algorithms.update import PPOUpdate
+from marlshare.components.config import AlgorithmConfig
 from marlshare.components.trainer import Trainer
 from tests.components.test_trainer import ITER, tiny
 
@@ -53,13 +56,19 @@ def test_the_declarations_are_well_formed(algorithm):
     assert cls.critic in CRITICS
     assert issubclass(cls.update, PPOUpdate) and isinstance(cls.compiles, bool)
     assert issubclass(cls.loss, ClipPPOLoss)
+    if cls.settings is not None:  # its own settings: a dataclass the update takes as keyword arguments
+        assert dataclasses.is_dataclass(cls.settings)
+        options = cls.update_options(AlgorithmConfig())
+        assert options == dataclasses.asdict(cls.settings()) and options
+        assert set(options) <= set(inspect.signature(cls.update.__init__).parameters)
 
 
 def test_an_algorithm_builds_its_parts_and_one_update_moves_the_actor(algorithm):
     cls = ALGORITHMS[algorithm]
     trainer = Trainer(tiny(**{"algorithm.name": algorithm, "env.options": {"n_agents": 3}}), run_dir=tempfile.mkdtemp())
     a = trainer.cfg.algorithm
-    critic = cls.make_critic(trainer.info, a.critic_sharing, tuple(a.critic_hidden), a.activation)
+    critic = cls.make_critic(trainer.info, a.network.critic_sharing, tuple(a.network.critic_hidden),
+                             a.network.activation)
     loss = cls.make_loss(trainer.actor, critic, ppo_settings(a, trainer.plan))
     assert type(loss) is cls.loss  # no reference value-loss detail on: the declared class itself
     events = []

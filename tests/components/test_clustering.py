@@ -67,7 +67,7 @@ def hidden_config(strategy: dict, **changes) -> TrainConfig:
     cfg.env.name, cfg.env.num_envs, cfg.env.eval_num_envs, cfg.env.max_steps = "hidden/types", 10, 2, 20
     a = cfg.algorithm
     a.frames_per_batch, a.minibatch_size, a.epochs = 200, 100, 1
-    a.actor_hidden, a.critic_hidden = [16, 16], [16, 16]
+    a.network.actor_hidden, a.network.critic_hidden = [16, 16], [16, 16]
     cfg.total_frames, cfg.eval_every, cfg.checkpoint_every = 400, 400, 200
     cfg.logger.wandb, cfg.logger.csv, cfg.logger.progress = False, False, False
     cfg.strategy = dict(strategy)

@@ -35,7 +35,7 @@ def trained(alg, strategy="ps", iterations=2, **changes):
 @pytest.mark.parametrize("alg", ["happo", "a2po"])
 @pytest.mark.parametrize("strategy,recurrent", [("ps", False), ("nps", True)], ids=["ps-mlp", "nps-gru"])
 def test_with_one_agent_the_sequential_update_is_mappo_bit_for_bit(alg, strategy, recurrent):
-    one = {"env.options": {"n_agents": 1}, "algorithm.recurrent": recurrent, "algorithm.chunk_length": 5}
+    one = {"env.options": {"n_agents": 1}, "algorithm.network.recurrent": recurrent, "algorithm.chunk_length": 5}
     mappo, seq = trained("mappo", strategy, **one), trained(alg, strategy, **one)
     assert isinstance(seq.update, SequentialUpdate)
     a, b = params(mappo), params(seq)
@@ -108,7 +108,7 @@ def test_a2po_corrects_each_turn_with_exactly_the_agents_before_it(monkeypatch):
                               "algorithm.epochs": 3}), run_dir=tempfile.mkdtemp())
     loss, update, turns, seen = trainer.loss, trainer.update, [], []
     log_weight, turn = loss._log_weight, update._turn
-    clip = trainer.cfg.algorithm.others_clip
+    clip = trainer.cfg.algorithm.a2po.others_clip
 
     def spy(td, adv_shape):
         out = log_weight(td, adv_shape)
@@ -188,7 +188,7 @@ def test_slice_guard_moves_only_the_agents_cluster():
 def test_in_agent_js_turn_only_agent_js_parameters_and_adam_state_move(alg, monkeypatch):
     """One turn, agent 1's, through the trainer: NPS actor rows 0 and 2 and their Adam moments stay."""
     trainer = Trainer(tiny(**{"algorithm.name": alg, "strategy": {"name": "nps"}, "env.options": {"n_agents": 3},
-                              "algorithm.critic_sharing": "nps"}), run_dir=tempfile.mkdtemp())
+                              "algorithm.network.critic_sharing": "nps"}), run_dir=tempfile.mkdtemp())
     monkeypatch.setattr(trainer.update, "order", lambda *args: [1])
     net = actor_net(trainer.actor).net
     rows = agent_rows(net.modules(), 1)
@@ -257,8 +257,8 @@ def test_a2po_semi_greedy_order_alternates_best_and_random():
 
 def _turns(loop, tuner, monkeypatch, epochs=3):
     """(agent, clip epsilon, epochs) of every turn of one A2PO update with 4 agents, and the orders drawn."""
-    trainer = Trainer(tiny(**{"algorithm.name": "a2po", "algorithm.epochs": epochs, "algorithm.a2po_loop": loop,
-                              "algorithm.a2po_clip_tuner": tuner, "strategy": {"name": "nps"},
+    trainer = Trainer(tiny(**{"algorithm.name": "a2po", "algorithm.epochs": epochs, "algorithm.a2po.loop": loop,
+                              "algorithm.a2po.clip_tuner": tuner, "strategy": {"name": "nps"},
                               "env.options": {"n_agents": 4}}), run_dir=tempfile.mkdtemp())
     update, turns, orders = trainer.update, [], []
     order = update.order
@@ -309,8 +309,8 @@ def test_a2po_gae_trace_recomputes_each_later_agents_advantage_and_target(monkey
     """Turn 0 learns from GAE; every later turn from the trace of the agents before it. With the turns
     made no-ops the policy stays the behaviour policy (ratios 1): GAE comes back, column for column
     (also for a GRU actor, whose rows are chunks of the [envs, time] batch)."""
-    extra = {"algorithm.recurrent": True, "algorithm.chunk_length": 5} if recurrent else {}
-    trainer = Trainer(tiny(**{"algorithm.name": "a2po", "algorithm.a2po_advantage": "gae_trace",
+    extra = {"algorithm.network.recurrent": True, "algorithm.chunk_length": 5} if recurrent else {}
+    trainer = Trainer(tiny(**{"algorithm.name": "a2po", "algorithm.a2po.advantage": "gae_trace",
                               "strategy": {"name": "nps"}, "env.options": {"n_agents": 3}, **extra}),
                       run_dir=tempfile.mkdtemp())
     update, seen = trainer.update, []
@@ -331,8 +331,8 @@ def test_a2po_gae_trace_recomputes_each_later_agents_advantage_and_target(monkey
 
 
 def test_a2po_two_stage_runs_a_critic_only_pass_before_each_epoch(monkeypatch):
-    trainer = Trainer(tiny(**{"algorithm.name": "a2po", "algorithm.a2po_advantage": "gae_trace",
-                              "algorithm.a2po_two_stage": True, "algorithm.epochs": 2, "strategy": {"name": "nps"},
+    trainer = Trainer(tiny(**{"algorithm.name": "a2po", "algorithm.a2po.advantage": "gae_trace",
+                              "algorithm.a2po.two_stage": True, "algorithm.epochs": 2, "strategy": {"name": "nps"},
                               "env.options": {"n_agents": 2}}), run_dir=tempfile.mkdtemp())
     update, calls, actor = trainer.update, [], actor_net(trainer.actor)
     critic_pass = update._critic_pass
@@ -370,7 +370,7 @@ STRATEGIES = {
 def test_sequential_trains_with_every_strategy(alg, name):
     changes = {**STRATEGIES[name], "env.options": {"n_agents": 3}}
     if name in ("nps", "ps_lora"):  # and a GRU actor
-        changes.update({"algorithm.recurrent": True, "algorithm.chunk_length": 5})
+        changes.update({"algorithm.network.recurrent": True, "algorithm.chunk_length": 5})
     strategy = changes.pop("strategy")
     trainer = trained(alg, strategy, **changes)
     summary = trainer.summary()

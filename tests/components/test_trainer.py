@@ -23,7 +23,7 @@ def tiny(**changes) -> TrainConfig:
     cfg.env.options = {"n_agents": 2}
     a = cfg.algorithm
     a.frames_per_batch, a.minibatch_size, a.epochs = ITER, 80, 2
-    a.actor_hidden, a.critic_hidden = [16, 16], [16, 16]
+    a.network.actor_hidden, a.network.critic_hidden = [16, 16], [16, 16]
     cfg.total_frames, cfg.eval_every, cfg.checkpoint_every = 4 * ITER, 2 * ITER, ITER
     cfg.logger.wandb, cfg.logger.csv, cfg.logger.progress = False, False, False
     # one thread: the bit-for-bit comparisons (resume, the switch) hold at any thread count for the same
@@ -34,6 +34,7 @@ def tiny(**changes) -> TrainConfig:
         *path, last = key.split(".")
         for part in path:
             target = getattr(target, part)
+        assert hasattr(target, last), f"tiny({key}=...): no such setting"  # a stale key would be ignored
         setattr(target, last, copy.deepcopy(value))
     return cfg
 
@@ -212,7 +213,7 @@ def test_unknown_env_fails_listing_valid_names(tmp_path):
         Trainer(tiny(**{"env.name": "atari/pong"}), run_dir=tmp_path)
 
 
-@pytest.mark.parametrize("name,hp", [("ippo", {}), ("mappo", {"algorithm.critic_sharing": "nps"})])
+@pytest.mark.parametrize("name,hp", [("ippo", {}), ("mappo", {"algorithm.network.critic_sharing": "nps"})])
 def test_ippo_and_nps_critic_train(tmp_path, name, hp):
     trainer = Trainer(tiny(**{"algorithm.name": name, **hp}), run_dir=tmp_path)
     trainer.run(max_iterations=1)
@@ -237,7 +238,7 @@ def test_discrete_actions_train(tmp_path):
 
 
 def test_recurrent_actor_trains_on_chunks_and_resumes_bit_identically(tmp_path):
-    changes = {"algorithm.recurrent": True, "algorithm.chunk_length": 10, **TWO_PHASE}
+    changes = {"algorithm.network.recurrent": True, "algorithm.chunk_length": 10, **TWO_PHASE}
     full = Trainer(tiny(**changes), run_dir=tmp_path / "full")
     assert full.update.minibatches.size == 8  # 80 frames per minibatch = 8 chunks of 10 steps
     full.run()
@@ -253,7 +254,7 @@ def test_recurrent_actor_trains_on_chunks_and_resumes_bit_identically(tmp_path):
 
 def test_recurrent_chunks_must_divide_the_rollout(tmp_path):
     with pytest.raises(ConfigError, match="chunk_length=7 must divide"):
-        Trainer(tiny(**{"algorithm.recurrent": True, "algorithm.chunk_length": 7}), run_dir=tmp_path)
+        Trainer(tiny(**{"algorithm.network.recurrent": True, "algorithm.chunk_length": 7}), run_dir=tmp_path)
 
 
 def test_evaluation_does_not_disturb_training(tmp_path):
@@ -292,7 +293,7 @@ def test_each_phase_trains_with_its_own_learning_rates_clip_and_entropy(tmp_path
 def test_critic_sharing_gives_a_shared_or_per_agent_critic(tmp_path, sharing, stacked):
     from marlshare.components.layers import StackedLinear
 
-    trainer = Trainer(tiny(**{"algorithm.critic_sharing": sharing}), run_dir=tmp_path)
+    trainer = Trainer(tiny(**{"algorithm.network.critic_sharing": sharing}), run_dir=tmp_path)
     layers = [m for m in trainer.critic.modules() if hasattr(m, "param_sharing") and hasattr(m, "weight")]
     assert layers and all(isinstance(m, StackedLinear) == stacked for m in layers)
     if stacked:  # each agent's value head is its own: changing agent 0's weights moves only agent 0's value
@@ -335,7 +336,7 @@ def test_load_run_rebuilds_any_checkpoints_actor(tmp_path):
 
 def test_reference_network_settings_reach_the_actor(tmp_path):
     plain = Trainer(tiny(), run_dir=tmp_path / "plain")
-    ref = Trainer(tiny(**{"algorithm.layer_norm": True, "algorithm.std_mapping": "sigmoid", "algorithm.head_gain": 0.01}),
+    ref = Trainer(tiny(**{"algorithm.network.layer_norm": True, "algorithm.network.std_mapping": "sigmoid", "algorithm.network.head_gain": 0.01}),
                   run_dir=tmp_path / "ref")
     norms = lambda t: [m for m in actor_net(t.actor).net.modules() if isinstance(m, torch.nn.LayerNorm)]  # noqa: E731
     assert not norms(plain) and len(norms(ref)) == 3  # the input and both hidden layers

@@ -8,7 +8,7 @@ from marlshare.components.trainer import Trainer
 from marlshare.recipes.train import compose
 
 SMOKE = ["schedule=single", "logger=csv", "logger.progress=false", "algorithm.epochs=1",
-         "algorithm.actor_hidden=[32,32]", "algorithm.critic_hidden=[32,32]", "env.eval_num_envs=2",
+         "algorithm.network.actor_hidden=[32,32]", "algorithm.network.critic_hidden=[32,32]", "env.eval_num_envs=2",
          "env.eval_max_steps=50"]
 
 FAMILIES = [

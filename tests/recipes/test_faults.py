@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONPATH": str(ROOT)}
 TINY = ["env.num_envs=8", "env.eval_num_envs=2", "env.max_steps=20", "env.options.n_agents=2",
         "algorithm.frames_per_batch=160", "algorithm.minibatch_size=80", "algorithm.epochs=1",
-        "algorithm.actor_hidden=[16,16]", "algorithm.critic_hidden=[16,16]", "total_frames=640",
+        "algorithm.network.actor_hidden=[16,16]", "algorithm.network.critic_hidden=[16,16]", "total_frames=640",
         "eval_every=320", "checkpoint_every=160", "schedule=single", "logger=csv", "logger.progress=false"]
 
 
@@ -152,6 +152,12 @@ def test_signal_saves_a_checkpoint_and_the_summary_and_exits_with_one_line(tmp_p
     (["env.options.not_an_option=1", "env=pettingzoo/simple_spread"], "not_an_option"),
     (["env.options.nagents=3"], "vmas/navigation does not take the option(s) {'nagents': 3}"),
     (["env=foo/bar"], "unknown env family 'foo'"),
+    (["algorithm.actor_hidden=[128,128]"], "algorithm.actor_hidden moved to algorithm.network.actor_hidden "
+                                           "(write algorithm.network.actor_hidden=[128,128])"),
+    (["algorithm=a2po", "algorithm.a2po_loop=ppo"], "algorithm.a2po_loop moved to algorithm.a2po.loop"),
+    (["-m", "algorithm.others_clip=0.2,0.3"], "algorithm.others_clip moved to algorithm.a2po.others_clip"),
+    (["algorithm.network.actor_hidden=[16,0]"], "algorithm.network.actor_hidden entry=0 must be an integer >= 1"),
+    (["algorithm=a2po", "algorithm.a2po.loop=turns"], "algorithm.a2po.loop='turns' is not valid"),
 ])
 def test_user_mistakes_are_one_line_before_any_directory(tmp_path, bad, message, monkeypatch, capsys):
     from marlshare.recipes.cli import main
@@ -209,6 +215,7 @@ def test_help_lists_commands_groups_choices_and_settings(capsys):
     assert "  schedule   single, three_phase, two_phase, two_phase_auto" in out
     assert "  strategy   ps, nps, seps, mtl, ps_lora, seps_lora, adaps, prism" in out
     assert "algorithm.gamma" in out and "schedule.phases.<i>.<key>" in out
+    assert "  algorithm.network.actor_hidden     [64, 64]" in out and "  algorithm.a2po.loop                agent" in out
 
 
 def test_envs_lists_families_and_shows_sizes(capfd):

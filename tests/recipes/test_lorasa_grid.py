@@ -41,7 +41,7 @@ def test_every_cell_composes_into_a_valid_config_with_its_scenarios_numbers(name
     assert cfg.algorithm.minibatch_size == cfg.algorithm.frames_per_batch  # one minibatch, as the code
     assert cfg.total_frames == GRID["total_frames"] and not cfg.algorithm.reset_each_iteration
     assert [p.strategy["name"] for p in plans] == GRID["strategies"][strategy]
-    assert cfg.algorithm.critic_sharing == ("nps" if strategy == "nps" else "shared")
+    assert cfg.algorithm.network.critic_sharing == ("nps" if strategy == "nps" else "shared")
     if len(plans) == 2:
         assert plans[0].until == t["switch_at"][algorithm]
         assert plans[1].strategy["rank"] == t["rank"] and plans[1].strategy["alpha"] == t["rank"]
@@ -54,9 +54,9 @@ def test_cells_carry_the_papers_values():
     assert humanoid.algorithm.lmbda == 0.9 and plans[1].strategy["rank"] == 16 and plans[1].strategy["alpha"] == 16
     assert plans[0].until == 1_000_000 and humanoid.env.options == {"full_observation": True}
     assert (humanoid.env.num_envs, humanoid.algorithm.frames_per_batch) == (25, 4000)  # 25 threads x 160 steps
-    assert humanoid.algorithm.name == "mappo" and humanoid.algorithm.recurrent and humanoid.algorithm.lr == 3e-4
+    assert humanoid.algorithm.name == "mappo" and humanoid.algorithm.network.recurrent and humanoid.algorithm.lr == 3e-4
     ant = cell_config("lorasa/a2po/ant-4x2/nps")
-    assert ant.algorithm.epochs == 8 and ant.algorithm.name == "a2po" and ant.algorithm.others_clip == 0.1
+    assert ant.algorithm.epochs == 8 and ant.algorithm.name == "a2po" and ant.algorithm.a2po.others_clip == 0.1
     cheetah = cell_config("lorasa/mappo/halfcheetah-2x3/seps_lora")
     assert cheetah.env.num_envs == 16 and cheetah.algorithm.lmbda == 0.93 and cheetah.algorithm.epochs == 5
     assert cheetah.strategy["n_clusters"] == 2 and plan_phases(cheetah)[0].until == 100_000

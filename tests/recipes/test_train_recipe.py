@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from hydra.errors import ConfigCompositionException
 
+from marlshare.components.config import MOVED, ConfigError
 from marlshare.components.schedule import plan_phases
 from marlshare.components.trainer import as_train_config
 from marlshare.recipes.compose import compose, env_overrides
@@ -16,7 +18,7 @@ from marlshare.recipes.compose import compose, env_overrides
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["env.num_envs=8", "env.eval_num_envs=2", "env.max_steps=20", "env.options.n_agents=2",
         "algorithm.frames_per_batch=160", "algorithm.minibatch_size=80", "algorithm.epochs=1",
-        "algorithm.actor_hidden=[16,16]", "algorithm.critic_hidden=[16,16]", "total_frames=640",
+        "algorithm.network.actor_hidden=[16,16]", "algorithm.network.critic_hidden=[16,16]", "total_frames=640",
         "eval_every=320", "checkpoint_every=320", "schedule.switch_at=320"]
 
 
@@ -51,6 +53,34 @@ def test_any_registered_env_name_works_without_a_preset():
     assert env_overrides(["env=vmas/dispersion", "seed=1"]) == ["env=default", "env.name=vmas/dispersion", "seed=1"]
     assert env_overrides(["env=vmas/balance"]) == ["env=vmas/balance"]
     assert as_train_config(compose(["env=vmas/dispersion"])).env.name == "vmas/dispersion"
+
+
+@pytest.mark.parametrize("old,new", sorted(MOVED.items()))
+def test_a_moved_key_on_the_command_line_is_one_error_naming_its_new_place(old, new):
+    with pytest.raises(ConfigError, match=rf"^{re.escape(old)} moved to {re.escape(new)} \(write {re.escape(new)}=1\)$"):
+        compose([f"{old}=1"])
+    with pytest.raises(ConfigError, match=rf"^{re.escape(old)} moved to {re.escape(new)}"):
+        env_overrides(["seed=1", f"++{old}=1"])
+    composed = as_train_config(compose([f"{new}={override_text(MOVED_VALUES[new])}"]))
+    value = composed
+    for part in new.split("."):
+        value = getattr(value, part)
+    assert value == MOVED_VALUES[new]  # and the new key is an ordinary setting
+
+
+def override_text(value) -> str:
+    if isinstance(value, list):
+        return "[" + ",".join(map(str, value)) + "]"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+#: a value (not the default) for each new key of MOVED
+MOVED_VALUES = {f"algorithm.network.{k}": v for k, v in (
+    ("action_dist", "normal"), ("actor_hidden", [128, 128]), ("critic_hidden", [32]), ("critic_sharing", "nps"),
+    ("critic_agent_id", False), ("activation", "tanh"), ("recurrent", True), ("gru_hidden", 16), ("log_std", "agent"),
+    ("log_std_init", 1.0), ("layer_norm", True), ("head_gain", 0.01), ("std_mapping", "sigmoid"))} | {
+    f"algorithm.a2po.{k}": v for k, v in (("others_clip", 0.2), ("loop", "ppo"), ("clip_tuner", 0.5),
+                                          ("advantage", "gae_trace"), ("two_stage", True))}
 
 
 def test_unknown_group_option_lists_the_valid_ones():

@@ -22,7 +22,7 @@ def test_preset_and_overrides_equal_every_declared_benchmarl_value():
     # the marlshare defaults differ on the settings: the check is not vacuous
     wrong = bp.preset_mismatches(configs["default"])
     for key in ("env.num_envs", "algorithm.adam_eps", "algorithm.max_grad_norm", "algorithm.clip_grad_per_network",
-                "algorithm.log_std", "strategy.append_id", "algorithm.critic_agent_id",
+                "algorithm.network.log_std", "strategy.append_id", "algorithm.network.critic_agent_id",
                 "algorithm.reset_each_iteration"):
         assert key in wrong, key
     configs["preset"]["algorithm"]["adam_eps"] = 1e-5
@@ -68,7 +68,7 @@ def test_peer_settings_check():
     sections["experiment"]["adam_eps"] = 1e-8
     sections["actor_model"]["num_cells"] = (64, 64)
     assert bp.peer_mismatches(sections) == {"algorithm.adam_eps": (1e-6, 1e-8),
-                                            "algorithm.actor_hidden": ([256, 256], [64, 64])}
+                                            "algorithm.network.actor_hidden": ([256, 256], [64, 64])}
 
 
 def _fake(library, threads, seed, fps):

@@ -156,7 +156,7 @@ def tiny_two_phase():
     """The trainer tests' tiny VMAS run, PS then PS+LoRA (rank 2) after one iteration."""
     from tests.components.test_trainer import ITER, tiny, two_phase
 
-    return tiny(**{"algorithm.epochs": 1, "algorithm.actor_hidden": [8, 8], "algorithm.critic_hidden": [8, 8],
+    return tiny(**{"algorithm.epochs": 1, "algorithm.network.actor_hidden": [8, 8], "algorithm.network.critic_hidden": [8, 8],
                    "total_frames": 3 * ITER, "eval_every": 3 * ITER, "schedule": two_phase(until=ITER)})
 
 
