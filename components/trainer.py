@@ -114,6 +114,8 @@ class Trainer:
         a, net_cfg = self.cfg.algorithm, self.cfg.algorithm.network
         self.net_kwargs = network_kwargs(self.cfg, self.info)
         self.entered = False  # whether the current phase has its network and optimiser
+        # the phase's loss, optimiser, parameters that train and auxiliary loss: phases.build_optimiser
+        self.loss = self.optimiser = self.trainable = self.aux = None
         self.nonfinite_streak = 0
         if self.resume_state is not None:
             net, self.state = restore(self.resume_state, self.net_kwargs, self.cfg.schedule, self.plans)

@@ -20,6 +20,8 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
+from marlshare.components.strategies import STRATEGIES
+
 DATA = Path(__file__).with_name("lorasa_grid.yaml")
 PREFIX = "lorasa"
 GROUP = "experiment"
@@ -93,11 +95,11 @@ def cell(algorithm: str, task: str, strategy: str) -> dict:
         "env": env,
         "algorithm": algo,
     }
-    if chain[0] == "seps":
+    if STRATEGIES[chain[0]].needs_clusters:  # SePS: the paper's K for the task
         node["strategy"] = {"n_clusters": t["n_clusters"]}
     if len(chain) == 2:
         lora = {"name": chain[1], "rank": t["rank"], "alpha": float(t["rank"]), **LORA_FIXED}
-        if chain[1] == "seps_lora":  # it keeps the SePS phase's clusters; K is checked against them
+        if STRATEGIES[chain[1]].needs_clusters:  # SePS+LoRA keeps the SePS phase's clusters; K is checked against them
             lora["n_clusters"] = t["n_clusters"]
         finetune = {"strategy": lora, **(t.get("finetune") or {})}
         node["schedule"] = {"phases": [{"until": t["switch_at"][algorithm]}, finetune]}
