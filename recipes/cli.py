@@ -142,14 +142,17 @@ def run_single(argv: list[str], train) -> None:
 
 
 def presets(group: str) -> list[str]:
-    """The preset names of a config group (``recipes/conf/<group>/**.yaml``)."""
+    """The preset names of a config group: the registry's names (strategy, algorithm), then the
+    ``recipes/conf/<group>/**.yaml`` files."""
+    from marlshare.components.algorithms import ALGORITHMS
     from marlshare.components.strategies import STRATEGIES
     from marlshare.recipes.compose import CONF_DIR
 
     if group == "strategy":
         return list(STRATEGIES)
     root = CONF_DIR / group
-    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+    files = sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+    return (list(ALGORITHMS) if group == "algorithm" else []) + files
 
 
 KEY_WIDTH = 34  # the key column of the settings list (algorithm.network.critic_agent_id fits)

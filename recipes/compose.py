@@ -1,7 +1,8 @@
 """The run configuration, composed by Hydra: the typed dataclasses of ``components/config.py`` as the
 schema, the presets of ``recipes/conf`` (config groups ``env``, ``strategy``, ``algorithm``,
 ``schedule``, ``logger``) and command-line overrides. Strategy presets are generated from the
-strategy dataclasses, so their defaults have one home.
+strategy dataclasses and ``algorithm=NAME`` from the algorithm registry, so their defaults have one
+home (``recipes/conf/algorithm/`` holds the presets with other settings: lorasa_*, benchmarl).
 
     cfg = compose(["env=vmas/balance", "schedule=single", "total_frames=60000"])
 """
@@ -16,6 +17,7 @@ from omegaconf import DictConfig
 
 from marlshare.components.config import (MOVED, AlgorithmConfig, ConfigError, EnvConfig, LoggerConfig, ScheduleConfig,
                                          TrainConfig)
+from marlshare.components.algorithms import ALGORITHMS
 from marlshare.components.strategies import STRATEGIES
 from marlshare.recipes import lorasa_grid
 
@@ -32,6 +34,8 @@ def register_configs() -> None:
     for name, cls in STRATEGIES.items():  # one preset per strategy, from its dataclass defaults
         defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
         cs.store(group="strategy", name=name, node={"name": name, **defaults})
+    for name in ALGORITHMS:  # algorithm=NAME for every registered algorithm, with the default settings
+        cs.store(group="algorithm", name=name, node=AlgorithmConfig(name=name))
 
 
 register_configs()

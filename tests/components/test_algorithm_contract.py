@@ -103,3 +103,18 @@ def test_two_iterations_through_the_trainer(algorithm):
     if cls is ReversedHAPPO:  # the throwaway algorithm's own update ran
         assert trainer.update.last_order == [2, 1, 0]
 
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_registered_algorithm_is_a_command_line_choice(name, monkeypatch):
+    """``algorithm=NAME`` composes for every registry entry, the throwaway one included, with no preset
+    file: the presets are made from the registry (recipes/compose.py)."""
+    from marlshare.recipes import cli, compose
+
+    if name == ReversedHAPPO.name:
+        monkeypatch.setitem(ALGORITHMS, ReversedHAPPO.name, ReversedHAPPO)
+        compose.register_configs()
+    assert not (compose.CONF_DIR / "algorithm" / f"{name}.yaml").exists()
+    cfg = compose.compose([f"algorithm={name}"])
+    assert cfg.algorithm.name == name and cfg.algorithm.epochs == AlgorithmConfig().epochs
+    assert name in cli.presets("algorithm")
