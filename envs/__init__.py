@@ -85,9 +85,16 @@ def make_env(name: str, num_envs: int = 1, seed: int | None = None, **options) -
 def simulates_on_device(name: str) -> bool:
     """Whether the family of ``name`` (``"family/task"`` or ``"family"``) simulates on any torch device
     (``device=`` option: a GPU runs thousands of copies) rather than on the CPU only. Its module says
-    so (``SIMULATES_ON_DEVICE = True``: VMAS). False for an unknown family: ``make_env`` names it."""
+    so (``SIMULATES_ON_DEVICE = True``: VMAS). False for an unknown family (``make_env`` names it) and
+    for one whose module cannot be imported here (a missing optional dependency: it samples nowhere)."""
     family = name.partition("/")[0]
-    return family in FAMILIES and bool(getattr(_family_module(family), "SIMULATES_ON_DEVICE", False))
+    if family not in FAMILIES:
+        return False
+    try:
+        module = _family_module(family)
+    except ImportError:
+        return False
+    return bool(getattr(module, "SIMULATES_ON_DEVICE", False))
 
 
 def tasks(family: str) -> list[str]:
