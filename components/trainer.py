@@ -25,7 +25,8 @@ from marlshare.components import checkpoint as ckpt
 from marlshare.components import phases
 from marlshare.components.algorithms import actor_net, make_actor, make_critic, make_update
 from marlshare.components.algorithms.ppo import recurrent_env_transforms
-from marlshare.components.config import ConfigError, as_train_config, auto_threads, config_to_dict, validate_config
+from marlshare.components.config import ConfigError, as_train_config, auto_threads, config_to_dict
+from marlshare.components.config_checks import validate_config
 from marlshare.components.evaluation import evaluate, train_return
 from marlshare.components.interrupts import RunInterrupted, StopSignals
 from marlshare.components.progress import Progress

@@ -12,7 +12,8 @@ from marlshare.components.algorithms import ALGORITHMS
 from marlshare.components.algorithms.a2po import A2POSettings, A2POUpdate
 from marlshare.components.algorithms.mappo import MAPPO
 from marlshare.components.config import (MOVED, AlgorithmConfig, ConfigError, NetworkConfig, PPOConfig, TrainConfig,
-                                         algorithm_config_class, as_train_config, config_to_dict, validate_config)
+                                         algorithm_config_class, as_train_config, config_to_dict)
+from marlshare.components.config_checks import validate_config
 from tests.components.test_trainer import ITER, params, tiny
 
 #: every moved setting's default before the split: the move keeps them

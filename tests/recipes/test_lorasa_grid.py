@@ -9,7 +9,7 @@ import pytest
 from marlshare.components.config import ConfigError
 from marlshare.components.schedule import plan_phases
 from marlshare.components.trainer import Trainer, as_train_config
-from marlshare.components.config import validate_config
+from marlshare.components.config_checks import validate_config
 from marlshare.recipes import lorasa_grid
 from marlshare.recipes.train import compose, main
 
