@@ -236,6 +236,7 @@ class Trainer:
             run.frames += batch.numel()
             run.iteration += 1
             row = self.update(batch, self.loss, self.optimiser, self.trainable, self.aux, actor_net(self.actor))
+            row.update(self.strategy.after_update(actor_net(self.actor), batch, run.frames))
             self._notice_compile(row, progress)
             row.update(iteration=run.iteration, frames=run.frames, phase=self.plan.label,
                        strategy=self.strategy.name, train_return=train_return(batch))

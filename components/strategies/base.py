@@ -106,6 +106,13 @@ class Strategy:
         """Facts about a built network for the logs and the summary (e.g. AdaPS's kept fractions)."""
         return {}
 
+    def after_update(self, net: nn.Module, batch, frames: int) -> dict:
+        """Called once per iteration after the update with the actor network, the iteration's batch
+        (``[*batch, n_agents, ...]`` TensorDict) and the frames so far: for state a strategy keeps
+        outside the gradient (e.g. a soft-updated diversity estimate, periodic resets). Returns numbers
+        for the metrics row (keys prefixed by the strategy's name)."""
+        return {}
+
 
     def adopt(self, previous: "Strategy", net: nn.Module) -> nn.Module:
         """This phase's network, started from ``net`` trained under ``previous``.
