@@ -101,6 +101,9 @@ def orthogonal_head_(layer, gain: float) -> None:
     """The reference MAPPO code's action-head initialisation: orthogonal weights with ``gain``, zero
     bias. Each agent's (or cluster's) slice of a stacked weight is its own orthogonal matrix; other
     layer types (Prism's spectral layer) take one shared orthogonal matrix through ``load_shared``."""
+    if hasattr(layer, "orthogonal_init_"):  # a layer that knows its own per-agent init (HyperMARL's)
+        layer.orthogonal_init_(gain)
+        return
     weight = getattr(layer, "weight", None)
     with torch.no_grad():
         if isinstance(weight, torch.Tensor) and weight.dim() in (2, 3):

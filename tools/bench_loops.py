@@ -9,6 +9,7 @@ naming them (it is never skipped in silence)."""
 
 from __future__ import annotations
 
+import copy
 from typing import Callable
 
 import torch
@@ -18,6 +19,9 @@ from torch import nn
 from marlshare.components.layers import (
     AgentLinear, IndexedLinear, LowRankLinear, MaskedLinear, SharedLinear, SpectralLinear, StackedLinear,
 )
+from marlshare.components.dico_network import DiCoNetwork
+from marlshare.components.generated import GeneratedLinear
+from marlshare.components.thresholded import ThresholdedLinear
 from marlshare.components.strategies import STRATEGIES
 
 
@@ -199,10 +203,66 @@ class LoopPrism(LoopBase):
         return h
 
 
+class LoopDiCo(LoopBase):
+    """DiCo: the shared MLP, plus ``ratio`` times agent i's own deviation MLP, one call each per agent."""
+
+    def __init__(self, net):
+        super().__init__(net)
+        self.shared, self.deviation, self.ratio = LoopMLP(net.shared), LoopMLP(net.deviation), float(net.ratio)
+
+    def forward(self, x):
+        return torch.stack([self.shared.agent_forward(i, self.shared.agent_input(x, i))
+                            + self.ratio * self.deviation.agent_forward(i, x[..., i, :])
+                            for i in range(self.n_agents)], dim=-2)
+
+
+class LoopHyperMARL(LoopBase):
+    """HyperMARL: per agent and layer, the shared hypernetwork generates agent i's weight and bias from
+    its embedding row, then ``F.linear`` (the hypernetwork copied; one generation per agent per call)."""
+
+    def __init__(self, net):
+        super().__init__(net)
+        self.layers = copy.deepcopy(nn.ModuleList(agent_layers(net)))  # the embedding stays shared among them
+
+    def agent_forward(self, i, h):
+        last = len(self.layers) - 1
+        for layer, m in enumerate(self.layers):
+            e = m.embedding()[i]
+            z = e if m.trunk is None else torch.relu(m.trunk(e))
+            h = F.linear(h, m.weight_head(z).view(m.out_features, m.in_features), m.bias_head(z))
+            if layer < last:
+                h = torch.relu(h)
+        return h
+
+
+class LoopKaleidoscope(LoopBase):
+    """Kaleidoscope: shared ``W, b`` per layer, agent i's own threshold logits;
+    ``F.linear(x_i, sign(W) * relu(|W| - sigmoid(s_i)), b)`` per agent and layer."""
+
+    def __init__(self, net):
+        super().__init__(net)
+        layers = agent_layers(net)
+        self.linears = nn.ModuleList(_copy_linear(m.weight, m.bias) for m in layers)
+        self.logits = nn.ModuleList(
+            nn.ParameterList(nn.Parameter(m.threshold_logits[i].detach().clone()) for m in layers)
+            for i in range(self.n_agents))
+
+    def agent_forward(self, i, h):
+        last = len(self.linears) - 1
+        for layer, lin in enumerate(self.linears):
+            w = lin.weight
+            h = F.linear(h, torch.sign(w) * torch.relu(w.abs() - torch.sigmoid(self.logits[i][layer])), lin.bias)
+            if layer < last:
+                h = torch.relu(h)
+        return h
+
+
 def loop_reference(net: nn.Module) -> LoopBase:
     """The per-agent loop that computes what ``net`` computes, chosen by the parametrisation of its
     layers: LoRA adapters, AdaPS unit masks, Prism spectra, a shared trunk with per-agent heads (MTL),
     or one kind of plain weight throughout (PS, NPS, SePS)."""
+    if isinstance(net, DiCoNetwork):  # two MLPs, each a plain PS / NPS one
+        return LoopDiCo(net)
     layers = agent_layers(net)
     *trunk, head = layers
     if any(isinstance(m, LowRankLinear) for m in layers):
@@ -211,6 +271,10 @@ def loop_reference(net: nn.Module) -> LoopBase:
         loop = LoopAdaPS
     elif any(isinstance(m, SpectralLinear) for m in layers):
         loop = LoopPrism
+    elif all(isinstance(m, GeneratedLinear) for m in layers):
+        loop = LoopHyperMARL
+    elif all(isinstance(m, ThresholdedLinear) for m in layers):
+        loop = LoopKaleidoscope
     elif trunk and all(type(m) is SharedLinear for m in trunk) and type(head) is StackedLinear:
         loop = LoopMTL
     elif len({type(m) for m in layers}) == 1 and type(head) in (SharedLinear, StackedLinear, IndexedLinear):

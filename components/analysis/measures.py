@@ -31,6 +31,7 @@ import torch
 from scipy.stats import wasserstein_distance
 from torch import nn
 
+from marlshare.components.distances import gaussian_w2  # noqa: F401  (also importable from here)
 from marlshare.components.layers import AgentLinear, LowRankLinear, MaskedLinear, SpectralLinear
 
 
@@ -86,11 +87,6 @@ def shared_and_delta(net: nn.Module) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --- action distributions -----------------------------------------------------------------------------
-def gaussian_w2(loc_p, scale_p, loc_q, scale_q) -> torch.Tensor:
-    """2-Wasserstein distance of diagonal Gaussians (last axis = action dimensions), broadcast."""
-    return ((loc_p - loc_q) ** 2 + (scale_p - scale_q) ** 2).sum(-1).sqrt()
-
-
 def categorical_w1(p, q, metric: str = "discrete"):
     """W1 between categorical distributions ``p, q [..., A]`` (probabilities).
 

@@ -15,6 +15,9 @@ import dataclasses
 
 from marlshare.components.strategies.adaps import AdaPS
 from marlshare.components.strategies.base import Strategy
+from marlshare.components.strategies.dico import DiCo
+from marlshare.components.strategies.hypermarl import HyperMARL
+from marlshare.components.strategies.kaleidoscope import Kaleidoscope
 from marlshare.components.strategies.mtl import MTL
 from marlshare.components.strategies.nps import NPS
 from marlshare.components.strategies.prism import Prism
@@ -32,6 +35,9 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "seps_lora": SePSLoRA,
     "adaps": AdaPS,
     "prism": Prism,
+    "dico": DiCo,
+    "hypermarl": HyperMARL,
+    "kaleidoscope": Kaleidoscope,
 }
 
 
