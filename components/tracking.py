@@ -7,6 +7,7 @@ run: a logger that fails to start is reported once and dropped.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import netrc
@@ -84,6 +85,9 @@ class RunLogger:
         if cfg.csv:
             self._start("csv", lambda: __import__("torchrl.record.loggers", fromlist=["CSVLogger"]).CSVLogger(
                 exp_name="torchrl", log_dir=str(self.run_dir)))
+            for empty in ("videos", "texts"):  # TorchRL's CSVLogger makes these up front; it recreates them on use
+                with contextlib.suppress(OSError):
+                    (self.run_dir / "torchrl" / empty).rmdir()  # only when empty
         if cfg.tensorboard:
             self._start("tensorboard", lambda: __import__("torchrl.record.loggers", fromlist=["TensorboardLogger"])
                         .TensorboardLogger(exp_name="tensorboard", log_dir=str(self.run_dir)))
@@ -129,6 +133,19 @@ class RunLogger:
                         warnings.warn(f"{type(logger).__name__} failed, disabled: {err}")
                         self.loggers.remove(logger)
                         break
+
+    def log_video(self, path: Path, step: int) -> None:
+        """Send a recorded episode (an MP4/GIF file, :mod:`~marlshare.components.video`) to W&B as
+        ``eval_video``; the file itself stays in the run directory."""
+        for logger in self.loggers:
+            if type(logger).__name__ == "WandbLogger":
+                try:
+                    import wandb
+
+                    logger.experiment.log({"eval_video": wandb.Video(str(path), format=Path(path).suffix[1:])},
+                                          step=int(step))
+                except Exception as err:  # tracking must never take a run down
+                    warnings.warn(f"W&B video logging failed: {type(err).__name__}: {err}")
 
     def close(self) -> None:
         self._file.close()

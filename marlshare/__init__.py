@@ -12,6 +12,9 @@ top-level folders mapped under this name (``pyproject.toml``, ``[tool.setuptools
     import marlshare
     summary = marlshare.train(marlshare.compose(["env=vmas/balance", "schedule=single"]))
     net = marlshare.make_strategy("ps_lora", rank=8).make_network(n_agents=4, in_features=10, out_features=6)
+    policy = marlshare.load_policy(run_dir, checkpoint="best", merged=True)   # a trained team
+    rollout = marlshare.load_run(run_dir).make_env(num_envs=4).rollout(100, policy)
+    report = marlshare.evaluate_run(run_dir, episodes=64)  # `marlshare eval`; export_policy: `marlshare export`
 
 The names below load on first use, so ``import marlshare`` (and ``marlshare --help``) does not
 import torch, TorchRL or Hydra.
@@ -31,6 +34,10 @@ _EXPORTS = {
     "STRATEGIES": "marlshare.components.strategies",
     "ALGORITHMS": "marlshare.components.algorithms",
     "make_env": "marlshare.envs",
+    "load_run": "marlshare.components.policy_io",
+    "load_policy": "marlshare.components.policy_io",
+    "evaluate_run": "marlshare.components.policy_eval",
+    "export_policy": "marlshare.components.export",
 }
 
 __all__ = sorted(_EXPORTS)
