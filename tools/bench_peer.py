@@ -4,6 +4,7 @@ on-policy config, marlshare (the ``benchmarl`` preset, MAPPO-PS) against BenchMA
     make bench-peer                                        # builds .venv-peer once, then runs this with --docs
     python -m tools.bench_peer --peer .venv-peer/bin/python                    # 60k frames, threads 1 and 2, defaults
     python -m tools.bench_peer --peer .venv-peer/bin/python --quick            # smoke test (< 2 min)
+    python -m tools.bench_peer --peer .venv-peer/bin/python --bf16 --no-defaults  # also marlshare at bf16
     python -m tools.bench_peer --differences --docs        # only the settings table, into docs/benchmarks.md
     python -m tools.bench_peer --report outputs/bench_peer.json --docs        # re-render a finished run
     python -m tools.bench_training --peer .venv-peer/bin/python ...           # the same, from the training bench
@@ -45,7 +46,7 @@ TRAIN_PRESET = ROOT / "recipes" / "conf" / "train.yaml"
 DOCS = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench_peer:begin -->", "<!-- bench_peer:end -->"
 LIBRARIES = ("marlshare", "benchmarl")  # the order of every pair of runs
-TARGETS = {"equal": 2.0, "defaults": 1.5}  # issue 13: marlshare frames/s >= this x BenchMARL's
+TARGETS = {"equal": 2.0, "defaults": 1.5, "bf16": 2.0}  # issues 13, 22: marlshare frames/s >= this x BenchMARL's
 
 
 # --- configs ---------------------------------------------------------------------------------------------
@@ -187,19 +188,24 @@ def subprocess_runner(peer_python: str, frames: int, quick: bool, timeout: float
     """``run_one(library, threads, seed) -> result`` running each side in a fresh process."""
     peer_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the peer never sees marlshare
 
-    def run_one(library: str, threads: int, seed: int) -> dict:
+    def run_one(library: str, threads: int, seed: int, precision: str = "fp32") -> dict:
         tail = ["--frames", str(frames), "--seed", str(seed), "--threads", str(threads)]
         tail += ["--quick"] if quick else []
-        if library == "marlshare":
+        if library == "marlshare":  # BenchMARL has no precision setting: it always trains in float32
+            tail += ["--precision", precision] if precision != "fp32" else []
             return run_command([sys.executable, "-m", "tools.peer.marlshare_run"] + tail, timeout)
         return run_command([peer_python, str(ROOT / "tools" / "peer" / "benchmarl_run.py")] + tail, timeout, peer_env)
 
     return run_one
 
 
-def thread_modes(threads: list[int], defaults: bool) -> list[dict]:
+def thread_modes(threads: list[int], defaults: bool, bf16: bool = False) -> list[dict]:
+    """Each equal thread count (``bf16``: also with marlshare at ``algorithm.precision=bf16``), and
+    each library's defaults."""
     modes = [{"label": f"{t} thread{'s' * (t > 1)} each", "kind": "equal", "marlshare": t, "benchmarl": t}
              for t in threads]
+    modes += [{"label": f"{t} thread{'s' * (t > 1)} each, marlshare bf16", "kind": "bf16", "marlshare": t,
+               "benchmarl": t, "precision": "bf16"} for t in (threads if bf16 else [])]
     if defaults:
         modes.append({"label": "each library's defaults", "kind": "defaults", "marlshare": 0, "benchmarl": 0})
     return modes
@@ -213,7 +219,7 @@ def compare(run_one, modes: list[dict], repeats: int, seed: int, log=print) -> l
         for r in range(repeats):
             pair = {}
             for library in LIBRARIES:
-                res = run_one(library, mode[library], seed + r)
+                res = run_one(library, mode[library], seed + r, *([mode["precision"]] if "precision" in mode else []))
                 pair[library] = res
                 log(f"  [{mode['label']}, seed {seed + r}] {library:<9} {res['fps']:8.1f} frames/s, "
                     f"{res['cpu_s_per_iteration']:6.2f} CPU s/iter, {res['torch_threads']} thread(s), "
@@ -326,6 +332,7 @@ def main(argv=None) -> dict | None:
     parser.add_argument("--repeats", type=int, default=3, help="alternating pairs per thread setting (default 3)")
     parser.add_argument("--threads", type=int, nargs="*", default=[1, 2], help="equal thread counts (default 1 2)")
     parser.add_argument("--no-defaults", action="store_true", help="skip the each-library's-defaults setting")
+    parser.add_argument("--bf16", action="store_true", help="also marlshare at algorithm.precision=bf16 per thread count")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per run")
     parser.add_argument("--quick", action="store_true", help="smoke test: tiny iterations, 1 pair, 1 thread")
@@ -369,7 +376,7 @@ def run(args, frames: int, argv: list[str]) -> dict:
     info, start = machine(), time.perf_counter()
     log(f"bench_peer: MAPPO on vmas/balance, {frames} frames per run, {args.repeats} pair(s) per setting; "
         f"{info['cpu']}, {info['cores']} cores; BenchMARL {peer['versions']}")
-    modes = thread_modes(args.threads, not args.no_defaults)
+    modes = thread_modes(args.threads, not args.no_defaults, args.bf16)
     run_one = subprocess_runner(args.peer, frames, args.quick, args.timeout)
     results = compare(run_one, modes, args.repeats, args.seed, log)
     info["loadavg_end"] = os.getloadavg()

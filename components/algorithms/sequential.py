@@ -37,6 +37,7 @@ import torch
 
 from marlshare.components.algorithms.keys import VALUE
 from marlshare.components.algorithms.losses import SequentialPPOLoss
+from marlshare.components.algorithms.precision import float32_outputs, forward_context
 from marlshare.components.algorithms.update import PPOUpdate
 from marlshare.components.layers import AGENT, CLUSTER
 
@@ -155,6 +156,9 @@ class SequentialUpdate(PPOUpdate):
         if loss.normalize_advantage:
             advantage = normalised
         skipped = 0
+        if self.precision == "bf16":  # the turns' loss forwards under autocast, outputs back to float32
+            float32_outputs(loss.actor_network, loss.critic_network)
+        self._device_type = next(loss.parameters()).device.type
         actor_modules = list(holder.modules())
         critic_modules = list(loss.critic_network.modules())
         flag = loss.normalize_advantage
@@ -187,7 +191,8 @@ class SequentialUpdate(PPOUpdate):
             if critic_first:
                 skipped += self._critic_pass(items, loss, optimiser, trainable, guard, agent, replacements)
             for _ in range(self.steps):
-                out = loss(self._minibatch(items, replacements))
+                with forward_context(self.precision, self._device_type):
+                    out = loss(self._minibatch(items, replacements))
                 aux_loss = torch.as_tensor(aux())
                 objective = out["loss_objective"].select(-1, agent).mean()
                 total = objective
@@ -228,7 +233,8 @@ class SequentialUpdate(PPOUpdate):
         no gradient, so Adam leaves it where it is); not in the logged statistics, as in the code."""
         skipped = 0
         for _ in range(self.steps):
-            critic_loss = loss.loss_critic(self._minibatch(items, replacements))[0]  # [*rows, N, 1], critic_coeff included
+            with forward_context(self.precision, self._device_type):
+                critic_loss = loss.loss_critic(self._minibatch(items, replacements))[0]  # [*rows, N, 1], with critic_coeff
             critic_loss = critic_loss.squeeze(-1).select(-1, agent).mean()
             if self.apply(critic_loss, optimiser, trainable, guard.mask_gradients, guard.step) is None:
                 skipped += 1

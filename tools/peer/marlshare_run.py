@@ -4,6 +4,7 @@ algorithm preset plus ``tools.bench_peer.MARLSHARE_OVERRIDES``) on ``vmas/balanc
 (``_measure``), printed as one JSON line.
 
     python -m tools.peer.marlshare_run --frames 60000 --seed 0 --threads 1
+    python -m tools.peer.marlshare_run --frames 60000 --seed 0 --threads 1 --precision bf16
 
 One ``Trainer.run()`` over the whole run. Changed for the timing only: no CSV / W&B / TensorBoard
 logger, no progress bar, no periodic evaluation or checkpoint (``metrics.csv`` is always written; the
@@ -69,18 +70,21 @@ def run(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_peer_marlshare_") as run_dir:
         cfg = marlshare_config(seed=args.seed, threads=args.threads, frames=args.frames, run_dir=run_dir,
                                quick=args.quick)
+        cfg.algorithm.precision = args.precision  # the update's forwards (components/algorithms/precision.py)
         trainer = Trainer(cfg)
         trainer.update = Timed(trainer.update, clock)
         startup_s = time.perf_counter() - PROCESS_START
         clock.start()
         trainer.run()
         with open(trainer.run_dir / "metrics.csv", newline="") as f:
-            clock.returns = [float(row["train_return"]) for row in csv.DictReader(f)][: len(clock.marks)]
+            # iteration 0 is the frame-0 evaluation, no update; "" where no training episode ended
+            clock.returns = [float(row["train_return"] or "nan") for row in csv.DictReader(f)
+                             if int(row["iteration"]) > 0][: len(clock.marks)]
         result = clock.result(cfg.algorithm.frames_per_batch)
         settings = {k: v for k, v in config_to_dict(trainer.cfg).items() if k in ("env", "strategy", "algorithm")}
         params = {"actor": sum(p.numel() for p in actor_net(trainer.actor).net.parameters()),
                   "critic": sum(p.numel() for p in trainer.critic.parameters())}
-    result.update(library="marlshare", seed=args.seed, threads_requested=args.threads,
+    result.update(library="marlshare", precision=args.precision, seed=args.seed, threads_requested=args.threads,
                   torch_threads=torch.get_num_threads(), startup_s=startup_s, parameters=params, versions=versions(),
                   settings=settings, quick=args.quick, **_measure.process_usage())
     return result
@@ -93,6 +97,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads (0: marlshare's default, TrainConfig.threads)")
     parser.add_argument("--quick", action="store_true", help="smoke test: a tiny iteration (not BenchMARL's setting)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"], help="algorithm.precision")
     _measure.emit(run(parser.parse_args(argv)))
 
 
