@@ -39,7 +39,7 @@ def test_fit_recovers_the_hidden_types_exactly(transitions, how):
 def test_davies_bouldin_never_mixes_types_but_may_split_them(transitions):
     """The default criterion over-splits with few agents (singletons have zero scatter) but every
     cluster it finds holds agents of one type only (documented in docs/results.md)."""
-    fit = fit_clusters(*transitions, settings=VAESettings(epochs=10), seed=0)
+    fit = fit_clusters(*transitions, settings=VAESettings(epochs=10), seed=0, selection="davies_bouldin")
     assert 3 <= fit.k <= 5 and set(fit.scores) == {2, 3, 4, 5}
     for c in range(fit.k):
         assert len({t for t, label in zip(TYPES, fit.clusters) if label == c}) == 1

@@ -1,0 +1,124 @@
+"""The evidence report: ``python -m tools.evidence GROUP ... --sweeps DIR --figures DIR --docs FILE``.
+
+``make evidence`` runs the sweeps of ``recipes/sweeps/evidence/<group>/`` and ``marlshare compare``
+per group; this tool then writes one section per group into ``docs/evidence.md``, between the markers
+``<!-- evidence:GROUP -->`` and ``<!-- /evidence:GROUP -->`` (replaced on every run, so a rerun on the
+same finished trials writes the same text). A section holds compare's table (IQM and mean of the final
+evaluation return with 95% stratified bootstrap CIs, parameters per agent) plus the mean wall time per
+run of each method, the scripted references of a BPS group (:mod:`tools.bps_reference`: standing still,
+best identity-blind, oracle) as rows, links to compare's figures, and ``learning_curves_refs.png``:
+compare's learning curves with the references as horizontal lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+from pathlib import Path
+from unittest import mock
+
+REFERENCE_STYLE = {"still": ":", "blind": "--", "oracle": "-."}
+
+
+def runs_of(group_dir: Path):
+    from marlshare.components.analysis.compare import load_runs
+
+    return load_runs(sorted(p for p in group_dir.iterdir() if p.is_dir()))
+
+
+def bps_references(runs, cache: Path) -> dict | None:
+    """Scripted references for the BPS grouping of ``runs`` (None for other envs); cached as JSON."""
+    import yaml
+
+    bps = [r for r in runs if r.task == "vmas/bps"]
+    if not bps:
+        return None
+    env = yaml.safe_load((bps[0].run_dir / "config.yaml").read_text()).get("env", {})
+    groups = list((env.get("options") or {}).get("groups", [3, 3, 3]))
+    path = cache / f"bps_reference_{'-'.join(map(str, groups))}.json"
+    if path.exists():
+        return json.loads(path.read_text())["rows"]
+    from tools.bps_reference import reference_table
+
+    rows = reference_table(groups, seeds=[0, 1, 2, 3, 4], episodes=20, max_steps=int(env.get("max_steps") or 50))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"groups": groups, "max_steps": 50, "rows": rows}, indent=2))
+    return rows
+
+
+def curves_with_references(runs, references: dict | None, out: Path) -> Path:
+    """compare's learning curves, the references drawn over every panel before the figure is saved."""
+    from marlshare.components.analysis import compare
+
+    save = compare._save
+
+    def save_with_lines(fig, path, tight_box=False):
+        for ax in fig.axes:
+            for name, row in (references or {}).items():
+                ax.axhline(row["mean"], color="grey", linestyle=REFERENCE_STYLE.get(name, ":"), linewidth=1,
+                           label=f"{name} (scripted)")
+            ax.legend(fontsize="small")
+        return save(fig, path.with_name("learning_curves_refs.png"), tight_box)
+
+    with mock.patch.object(compare, "_save", save_with_lines):
+        return compare.plot_learning_curves(runs, out)
+
+
+def section(group: str, runs, table: list[dict], references: dict | None, figures: Path, docs: Path) -> str:
+    wall = {}
+    for run in runs:
+        wall.setdefault(run.method, []).append(float(run.summary.get("wall_time_s", float("nan"))))
+    lines = [f"<!-- evidence:{group} -->", f"#### {group}", "",
+             "| method | seeds | final return IQM [95% CI] | mean [95% CI] | params per agent | wall time per run (s) |",
+             "|---|---|---|---|---|---|"]
+    for row in table:
+        times = wall.get(row["method"], [])
+        seconds = f"{sum(times) / len(times):.0f}" if times else "-"
+        lines.append(f"| {row['method']} | {row['seeds']} | {float(row['iqm']):.1f} [{float(row['iqm_low']):.1f}, "
+                     f"{float(row['iqm_high']):.1f}] | {float(row['mean']):.1f} [{float(row['mean_low']):.1f}, "
+                     f"{float(row['mean_high']):.1f}] | {row['per_agent'] or '-'} | "
+                     f"{seconds} |")
+    for name, ref in (references or {}).items():
+        lines.append(f"| *scripted: {name}* | {ref['n']} episodes | | {ref['mean']:.1f} [{ref['low']:.1f}, "
+                     f"{ref['high']:.1f}] | | |")
+    rel = Path("figures/evidence") / group if docs.parent.name == "docs" else figures / group
+    lines += ["", f"Figures: [learning curves with references]({rel}/learning_curves_refs.png), "
+                  f"[aggregates]({rel}/aggregates.png), [probability of improvement]({rel}/probability_of_improvement.png), "
+                  f"[performance profile]({rel}/performance_profile.png).", f"<!-- /evidence:{group} -->"]
+    return "\n".join(lines)
+
+
+def write_section(docs: Path, group: str, text: str) -> None:
+    current = docs.read_text() if docs.exists() else "# Evidence\n"
+    pattern = re.compile(rf"<!-- evidence:{re.escape(group)} -->.*?<!-- /evidence:{re.escape(group)} -->", re.S)
+    new = pattern.sub(lambda _: text, current) if pattern.search(current) else current.rstrip() + "\n\n" + text + "\n"
+    docs.write_text(new)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("groups", nargs="+")
+    parser.add_argument("--sweeps", type=Path, default=Path("sweeps/evidence"))
+    parser.add_argument("--figures", type=Path, default=Path("docs/figures/evidence"))
+    parser.add_argument("--docs", type=Path, default=Path("docs/evidence.md"))
+    parser.add_argument("--references", type=Path, default=Path("docs/data"), help="where BPS references are cached")
+    args = parser.parse_args(argv)
+    for group in args.groups:
+        group_dir = args.sweeps / group
+        table_csv = args.figures / group / "table.csv"
+        if not group_dir.is_dir() or not table_csv.exists():
+            print(f"{group}: no sweeps in {group_dir} or no compare table {table_csv}; run `make evidence` first")
+            continue
+        runs = runs_of(group_dir)
+        with open(table_csv) as f:
+            table = list(csv.DictReader(f))
+        references = bps_references(runs, args.references)
+        curves_with_references(runs, references, args.figures / group)
+        write_section(args.docs, group, section(group, runs, table, references, args.figures, args.docs))
+        print(f"{group}: {len(runs)} runs -> {args.docs}")
+
+
+if __name__ == "__main__":
+    main()
