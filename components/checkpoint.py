@@ -4,13 +4,20 @@ A checkpoint is written to a temporary file in the same directory, flushed to di
 over the old one (``os.replace`` is atomic on POSIX), so an interrupted write leaves the previous
 checkpoint intact and loadable. :func:`save_rotating` keeps the last ``keep`` checkpoints
 (``last.pt``, ``last.1.pt``, ...); :func:`load_latest` loads the newest one that verifies and says
-which damaged files it skipped; :func:`remove_stale_temporaries` clears what interrupted writes left.
+which damaged files it skipped (and, given ``check``, which ones belong to another run);
+:func:`remove_stale_temporaries` clears what interrupted writes left.
+
+A write that fails (a full disk, a quota, a read-only or vanished directory) removes its temporary
+file and raises :class:`RunDirWriteError`, an ``OSError`` with the errno and the file: torch.save
+reports a full disk as a RuntimeError ("inline_container.cc ... unexpected pos") chained to the
+OSError, which :func:`write_error` digs out.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import os
 import random
 import tempfile
@@ -22,21 +29,59 @@ import torch
 from marlshare.envs import RNG_STREAMS
 
 
-def save_atomic(obj, path: str | os.PathLike) -> Path:
-    path = Path(path)
+class RunDirWriteError(OSError):
+    """A run directory's file could not be written: ``errno``, ``strerror`` and ``filename`` as in OSError."""
+
+    @property
+    def disk_full(self) -> bool:
+        return self.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def write_error(err: BaseException) -> OSError | None:
+    """The OSError behind ``err`` (itself, or one it was raised from or while handling), else None."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno is not None:
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _write(path: Path, write) -> Path:
+    """``write(file)`` into a temporary file next to ``path``, flushed to disk, then renamed over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would make the run unreadable to the user's group
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        cause = write_error(err) if isinstance(err, Exception) else None
+        if cause is not None and not isinstance(err, RunDirWriteError):
+            raise RunDirWriteError(cause.errno, os.strerror(cause.errno), str(path)) from err
         raise
     return path
+
+
+def save_atomic(obj, path: str | os.PathLike) -> Path:
+    return _write(Path(path), lambda f: torch.save(obj, f))
+
+
+def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
+    """A small text file (``summary.json``) written whole or not at all."""
+    return _write(Path(path), lambda f: f.write(text.encode()))
 
 
 def load(path: str | os.PathLike) -> dict:
@@ -82,9 +127,10 @@ def save_rotating(obj, directory: str | os.PathLike, keep: int = 2) -> Path:
     return slots[0]
 
 
-def load_latest(directory: str | os.PathLike) -> tuple[dict, Path, list[str]]:
+def load_latest(directory: str | os.PathLike, check=None) -> tuple[dict, Path, list[str]]:
     """The newest checkpoint in ``directory`` that verifies: ``(state, path, problems)`` where
-    ``problems`` names each newer file that was damaged and skipped."""
+    ``problems`` names each newer file that was damaged and skipped. ``check(state, path)``, if given,
+    returns why a verified checkpoint does not belong here (it is then skipped too), or None."""
     directory = Path(directory)
     rotated = sorted(directory.glob("last.*.pt"), key=lambda p: int(p.stem.split(".")[1]) if p.stem.split(".")[1].isdigit() else 10**9)
     problems = []
@@ -92,9 +138,14 @@ def load_latest(directory: str | os.PathLike) -> tuple[dict, Path, list[str]]:
         if not path.exists():
             continue
         try:
-            return verified(path), path, problems
+            state = verified(path)
         except ValueError as err:
             problems.append(str(err))
+            continue
+        problem = check(state, path) if check is not None else None
+        if problem is None:
+            return state, path, problems
+        problems.append(problem)
     raise CheckpointError(f"no usable checkpoint in {directory}" + (f": {'; '.join(problems)}" if problems else ""))
 
 

@@ -7,14 +7,17 @@
    dynamics and rewards given what they see and do) end up with nearby codes, because only the code
    can tell the decoder which agent it is predicting for.
 2. **k-means** (scikit-learn, k-means++, 10 restarts) on the encoder means ``mu(e_i)`` groups the
-   agents. With K not given, K is the value in ``[2, N-1]`` with the best Davies-Bouldin score
-   (lowest; the SePS paper's choice and the default) or, with ``selection="silhouette"``, the best
-   (highest) silhouette score.
+   agents. With K not given, K is the value in ``[2, N-1]`` that ``selection`` picks (:data:`SELECTIONS`):
+   the highest silhouette (the default), the lowest Davies-Bouldin index (the SePS paper's rule), or
+   the lowest Davies-Bouldin index among the K without singleton clusters.
 
-Why a second criterion: with few agents, Davies-Bouldin favours splitting a group of alike agents
-into singletons, whose scatter is zero, so it tends to over-split (measured on the hidden-types test
-env: 3 true types of 2 agents each, K = 5 chosen, never mixing types; see docs/results.md). The
-silhouette of a singleton is 0, which counters that. Both are scikit-learn's.
+Why silhouette is the default: Davies-Bouldin favours splitting a group of alike agents into
+singletons, whose scatter is zero, so it over-splits. Measured by ``python -m tools.cluster_fit
+--benchmark`` (docs/evidence.md, "Cluster recovery"; 5 seeds per task): Davies-Bouldin chose a wrong K
+on every seed of BPS, SMAX 3s5z and the hidden-types toy; silhouette recovered the groups exactly on
+the toy and SMAX and on 6 of 10 BPS [3,3,3] / [5,5,5] fits (k-means given the true K: 7 of 10). The silhouette of a singleton is 0, which
+counters the bias without forbidding a role held by one agent. All scores are scikit-learn's.
+``fit_clusters(..., ignore=...)`` drops observation features that name the roles (SMAX's unit types).
 
 Loss: the squared error summed over the predicted features (``o'`` and ``r``), averaged over the
 minibatch, plus ``1e-4 x`` the KL divergence to a standard normal (summed over latent dimensions,
@@ -33,6 +36,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
+
+from marlshare.components.interrupts import StopRequested, stop_requested
+
+
+#: K-selection rules for k-means on the identity codes, K tried in ``[2, N-1]`` (SePS's range):
+#: ``davies_bouldin`` (lowest Davies-Bouldin index: SePS's original rule, kept selectable),
+#: ``silhouette`` (highest mean silhouette), ``davies_bouldin_no_singletons`` (Davies-Bouldin over the
+#: K whose clusters all hold at least 2 agents; every K if none does). Measured in docs/evidence.md
+#: ("Cluster recovery"); the strategies' default is DEFAULT_SELECTION.
+SELECTIONS = ("davies_bouldin", "silhouette", "davies_bouldin_no_singletons")
+DEFAULT_SELECTION = "silhouette"
 
 
 @dataclass
@@ -81,7 +95,7 @@ class ClusterFit:
     vae_loss: float
     latents: list[list[float]] = field(repr=False)
     centres: list[list[float]] = field(repr=False)
-    selection: str = "davies_bouldin"
+    selection: str = DEFAULT_SELECTION
 
     def report(self) -> dict:
         return {"clusters": self.clusters, "k": self.k, "selection": self.selection,
@@ -105,9 +119,11 @@ def agent_transitions(batch, discrete: bool, action_dim: int, group: str = "agen
 
 
 def train_identity_vae(obs, action, next_obs, reward, settings: VAESettings | None = None,
-                       seed: int = 0) -> tuple[np.ndarray, float]:
+                       seed: int = 0, should_stop=stop_requested) -> tuple[np.ndarray, float]:
     """Fit the identity VAE on ``[M, N, *]`` transitions; returns the agents' latent means ``[N, z]``
-    and the mean loss of the last epoch. Uses its own random generator (the run's is untouched)."""
+    and the mean loss of the last epoch. Uses its own random generator (the run's is untouched).
+    ``should_stop()`` is asked before every minibatch (default: whether the run got Ctrl-C/SIGTERM);
+    when true the fit raises StopRequested, so a stop never waits for the whole fit."""
     settings = settings or VAESettings()
     m, n = obs.shape[:2]
     gen = torch.Generator().manual_seed(int(seed))
@@ -123,6 +139,8 @@ def train_identity_vae(obs, action, next_obs, reward, settings: VAESettings | No
             order = torch.randperm(m * n, generator=gen)
             losses = []
             for start in range(0, m * n, settings.batch_size):
+                if should_stop is not None and should_stop():
+                    raise StopRequested("the identity-VAE fit was interrupted")
                 idx = order[start:start + settings.batch_size]
                 loss = vae.loss(ids[idx], inputs[0][idx], inputs[1][idx], target[idx], settings.kl_weight)
                 optimiser.zero_grad()
@@ -141,19 +159,46 @@ def canonical(labels) -> list[int]:
     return [order.setdefault(int(label), len(order)) for label in labels]
 
 
-SELECTIONS = ("davies_bouldin", "silhouette")
 
 
-def kmeans_clusters(latents: np.ndarray, k: int | None = None, seed: int = 0,
-                    selection: str = "davies_bouldin") -> tuple[list[int], int, dict[int, float]]:
-    """k-means (k-means++, 10 restarts) on ``latents [N, z]``; K given, or the K in ``[2, N-1]`` with
-    the best ``selection`` score. Returns canonical labels, K and the scores of the K values tried."""
+def kmeans_candidates(latents: np.ndarray, seed: int = 0) -> dict[int, np.ndarray]:
+    """k-means labels for every K in ``[2, N-1]`` (K values whose fit collapses to one cluster, as
+    identical codes do, are left out)."""
     from sklearn.cluster import KMeans
+
+    fits = {}
+    for kk in range(2, len(latents)):
+        labels = KMeans(n_clusters=kk, init="k-means++", n_init=10, random_state=seed).fit_predict(latents)
+        if len(set(labels)) >= 2:
+            fits[kk] = labels
+    return fits
+
+
+def choose_k(latents: np.ndarray, candidates: dict[int, np.ndarray], selection: str) -> tuple[int, dict[int, float]]:
+    """The K of ``candidates`` that ``selection`` picks, and the score of every K it considered."""
     from sklearn.metrics import davies_bouldin_score, silhouette_score
 
     if selection not in SELECTIONS:
         raise ValueError(f"K selection {selection!r} is not valid; choose one of {list(SELECTIONS)}")
+    if selection == "silhouette":
+        scores = {k: float(silhouette_score(latents, labels)) for k, labels in candidates.items()}
+        return max(scores, key=scores.get), scores
+    pool = candidates
+    if selection == "davies_bouldin_no_singletons":
+        # a singleton has zero scatter, so it lowers the index whatever the grouping: leave such K out
+        pool = {k: labels for k, labels in candidates.items() if np.bincount(labels).min() >= 2} or candidates
+    scores = {k: float(davies_bouldin_score(latents, labels)) for k, labels in pool.items()}
+    return min(scores, key=scores.get), scores
 
+
+def kmeans_clusters(latents: np.ndarray, k: int | None = None, seed: int = 0,
+                    selection: str = DEFAULT_SELECTION) -> tuple[list[int], int, dict[int, float]]:
+    """k-means (k-means++, 10 restarts) on ``latents [N, z]``; K given, or the K in ``[2, N-1]`` with
+    the best ``selection`` score. Returns canonical labels, K and the scores of the K values tried."""
+    from sklearn.cluster import KMeans
+
+    if selection not in SELECTIONS:
+        raise ValueError(f"K selection {selection!r} is not valid; choose one of {list(SELECTIONS)}")
     n = len(latents)
     if k is not None:
         if not 1 <= k <= n:
@@ -161,24 +206,46 @@ def kmeans_clusters(latents: np.ndarray, k: int | None = None, seed: int = 0,
         labels = KMeans(n_clusters=k, init="k-means++", n_init=10, random_state=seed).fit_predict(latents)
         return canonical(labels), k, {}
     if n < 3:
-        raise ValueError(f"choosing K by the Davies-Bouldin score needs K in [2, N-1], empty for N={n} agents: "
+        raise ValueError(f"choosing K by a score ({selection}) needs K in [2, N-1], empty for N={n} agents: "
                          f"give n_clusters (1 or 2) or clusters=[...]")
-    scores, fits = {}, {}
-    for kk in range(2, n):
-        labels = KMeans(n_clusters=kk, init="k-means++", n_init=10, random_state=seed).fit_predict(latents)
-        if len(set(labels)) < 2:  # identical codes: every K collapses to one cluster
-            continue
-        score = davies_bouldin_score if selection == "davies_bouldin" else silhouette_score
-        scores[kk], fits[kk] = float(score(latents, labels)), labels
-    if not scores:
+    candidates = kmeans_candidates(latents, seed)
+    if not candidates:  # identical codes: every K collapses to one cluster
         return [0] * n, 1, {}
-    best = (min if selection == "davies_bouldin" else max)(scores, key=scores.get)
-    return canonical(fits[best]), best, scores
+    best, scores = choose_k(latents, candidates, selection)
+    return canonical(candidates[best]), best, scores
+
+
+def feature_indices(spec, obs_dim: int) -> list[int]:
+    """Observation feature indices named by ``spec``: a list of ints (negative counts from the end) and
+    ``"start:stop"`` ranges (Python slices, e.g. ``"4:10"`` or ``"-3:"``). Sorted, without repeats."""
+    out = set()
+    for item in spec or []:
+        if isinstance(item, str) and ":" in item:
+            try:
+                bounds = [int(b) if b.strip() else None for b in item.split(":")]
+                out.update(range(obs_dim)[slice(*bounds)])
+            except (TypeError, ValueError):
+                raise ValueError(f"fit_ignore entry {item!r} is not a 'start:stop' range of ints") from None
+        elif isinstance(item, int) and not isinstance(item, bool) and -obs_dim <= item < obs_dim:
+            out.add(item % obs_dim)
+        else:
+            raise ValueError(f"fit_ignore entry {item!r} is not a feature index in [-{obs_dim}, {obs_dim}) or a "
+                             f"'start:stop' range (the observation has {obs_dim} features)")
+    return sorted(out)
 
 
 def fit_clusters(obs, action, next_obs, reward, k: int | None = None, settings: VAESettings | None = None,
-                 seed: int = 0, selection: str = "davies_bouldin") -> ClusterFit:
-    """Identity VAE then k-means: the SePS clustering of ``N`` agents from ``[M, N, *]`` transitions."""
+                 seed: int = 0, selection: str = DEFAULT_SELECTION, ignore=None) -> ClusterFit:
+    """Identity VAE then k-means: the SePS clustering of ``N`` agents from ``[M, N, *]`` transitions.
+    ``ignore`` (:func:`feature_indices`) drops observation features from the VAE's inputs and targets:
+    features that already tell the roles apart (SMAX's unit-type bits) leave the identity code
+    nothing to encode."""
+    drop = feature_indices(ignore, obs.shape[-1])
+    if drop:
+        keep = [i for i in range(obs.shape[-1]) if i not in set(drop)]
+        if not keep:
+            raise ValueError(f"fit_ignore={ignore!r} drops all {obs.shape[-1]} observation features")
+        obs, next_obs = obs[..., keep], next_obs[..., keep]
     latents, loss = train_identity_vae(obs, action, next_obs, reward, settings, seed)
     labels, chosen, scores = kmeans_clusters(latents, k, seed, selection)
     centres = [latents[np.array(labels) == c].mean(axis=0).tolist() for c in range(chosen)]

@@ -31,8 +31,12 @@ class RunState:
     param_counts: dict[str, dict] = field(default_factory=dict)  # phase label -> count_parameters
     switch_reason: str | None = None
     auto_switch: AutoSwitch | None = None
+    best: dict | None = None  # {"frame", "eval_return"} of checkpoints/best.pt, once written
+    # what a stop left unfinished, done first on resume: {"row": the iteration's logged values} when its
+    # evaluation was interrupted, {"switch": reason} when entering the next phase (its fit) was
+    pending: dict | None = None
     # not saved: they describe this process, not the run
-    stopped: str | None = None  # why the run stopped early (divergence), for the summary
+    stopped: str | dict | None = None  # why the run stopped early (divergence; {"signal", "frame"}; a write error)
     compile_times: dict[str, float] = field(default_factory=dict)  # phase label -> first compiled call, s
 
     @classmethod
@@ -46,7 +50,8 @@ class RunState:
                   phase_index=state["phase_index"], frames=state["frames"], iteration=state["iteration"],
                   wall_time=state["wall_time"], fits=state["fits"], best_eval=state["best_eval"],
                   last_eval=state["last_eval"], last_win=state["last_win"], evals=state["evals"],
-                  param_counts=state["param_counts"], switch_reason=state.get("switch_reason"))
+                  param_counts=state["param_counts"], switch_reason=state.get("switch_reason"),
+                  best=state.get("best"), pending=state.get("pending"))
         run.auto_switch = auto_switch_for(schedule, plans[run.phase_index])
         if run.auto_switch is not None and state["auto_switch"] is not None:
             run.auto_switch.load_state_dict(state["auto_switch"])
@@ -65,13 +70,16 @@ class RunState:
             "fits": self.fits, "best_eval": self.best_eval, "last_eval": self.last_eval,
             "last_win": self.last_win, "evals": self.evals, "param_counts": self.param_counts,
             "auto_switch": None if self.auto_switch is None else self.auto_switch.state_dict(),
-            "switch_reason": self.switch_reason,
+            "switch_reason": self.switch_reason, "best": self.best, "pending": self.pending,
         }
 
-    def record_eval(self, ret: float, win: float, phase: str) -> None:
+    def record_eval(self, ret: float, win: float, phase: str) -> bool:
+        """Record an evaluation at the current frame; True when it is the best so far (strictly)."""
+        improved = ret > self.best_eval
         self.last_eval, self.last_win = ret, win
         self.best_eval = max(self.best_eval, ret)
         self.evals.append({"frames": self.frames, "eval_return": ret, "win_rate": win, "phase": phase})
+        return improved
 
     def begin_phase(self, index: int, label: str, strategy: Strategy, reason: str | None) -> None:
         """Close the current phase at the current frame and open phase ``index`` with ``strategy``."""

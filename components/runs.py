@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +17,72 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from marlshare.components import checkpoint as ckpt
-from marlshare.components.config import TrainConfig, as_train_config
+from marlshare.components.config import ConfigError, TrainConfig, as_train_config
 from marlshare.components.strategies import Strategy, strategy_from_config
 from marlshare.envs import EnvInfo, env_info, make_env
+
+
+class RunFileError(ConfigError):
+    """A run directory's file (``config.yaml``, ``summary.json``, a sweep's ``manifest.json``) is missing,
+    empty or unreadable; the message names the file and what to do."""
+
+
+def _read(path: Path, fix: str) -> str:
+    if not path.exists():
+        raise RunFileError(f"{path} does not exist; {fix}")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise RunFileError(f"{path} cannot be read ({getattr(err, 'strerror', None) or err}); {fix}") from None
+    if not text.strip():
+        raise RunFileError(f"{path} is empty; {fix}")
+    return text
+
+
+CONFIG_FIX = ("it holds the run's settings, and the defaults would train a different run: restore it from a copy, "
+              "or start a new run in another run_dir")
+
+
+def read_run_config(run_dir) -> TrainConfig:
+    """``run_dir/config.yaml`` as a TrainConfig; an empty, unparsable or invalid file is a RunFileError
+    naming it (never the defaults)."""
+    import yaml
+
+    path = Path(run_dir) / "config.yaml"
+    text = _read(path, CONFIG_FIX)
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise RunFileError(f"{path} is not valid YAML ({getattr(err, 'problem', None) or 'parse error'}{where}); "
+                           f"{CONFIG_FIX}") from None
+    if not isinstance(values, dict) or not values:
+        raise RunFileError(f"{path} holds no settings (a {type(values).__name__}, not a mapping); {CONFIG_FIX}")
+    try:
+        return as_train_config(OmegaConf.create(values))
+    except Exception as err:  # a setting of the wrong type or an unknown key: name the file
+        message = " ".join(str(err).split()) or type(err).__name__
+        raise RunFileError(f"{path}: {message}; fix that setting or {CONFIG_FIX.split(': ', 1)[1]}") from None
+
+
+def read_json(path, fix: str) -> dict:
+    """A JSON object file of a run (``summary.json``, ``manifest.json``); damaged is a RunFileError."""
+    path = Path(path)
+    text = _read(path, fix)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RunFileError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}); {fix}") from None
+    if not isinstance(value, dict):
+        raise RunFileError(f"{path} holds a {type(value).__name__}, not a JSON object; {fix}")
+    return value
+
+
+def read_summary(run_dir) -> dict:
+    """``run_dir/summary.json``; damaged is a RunFileError saying how to rebuild it."""
+    return read_json(Path(run_dir) / "summary.json",
+                     f"resume the run to rewrite it (marlshare train resume={run_dir}; a finished run ends at once)")
 
 
 def network_kwargs(cfg: TrainConfig, info: EnvInfo) -> dict:
@@ -73,7 +137,7 @@ class Run:
 def load_run(run_dir, checkpoint: str = "last") -> Run:
     """A run directory's config and the actor of ``checkpoints/<checkpoint>.pt`` (or a path to a .pt)."""
     run_dir = Path(run_dir)
-    cfg = as_train_config(OmegaConf.load(run_dir / "config.yaml"))
+    cfg = read_run_config(run_dir)
     path = Path(checkpoint) if str(checkpoint).endswith(".pt") else run_dir / "checkpoints" / f"{checkpoint}.pt"
     if not path.exists():
         found = sorted(p.stem for p in (run_dir / "checkpoints").glob("*.pt"))

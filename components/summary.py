@@ -10,24 +10,31 @@ from marlshare.components.run_state import RunState
 
 
 def run_summary(cfg, run: RunState, run_dir) -> dict:
-    """The summary of ``run`` (a :class:`RunState`) trained with config ``cfg`` into ``run_dir``. Closes
-    the current phase at the current frame."""
-    run.phases[run.phase_index].end_frame = run.frames
-    starts = {p.start_frame for p in run.phases[1:]}
-    switch = next((e for e in run.evals if len(run.phases) > 1 and e["frames"] == run.phases[1].start_frame
+    """The summary of ``run`` (a :class:`RunState`) trained with config ``cfg`` into ``run_dir``; the
+    current phase is shown closed at the current frame (``run`` itself is not changed).
+
+    ``best``: ``{"frame", "eval_return", "path"}`` of ``checkpoints/best.pt`` (the policy of the best
+    evaluation so far; ``path`` relative to the run directory), None before one is written.
+    ``stopped``: None, or why the run ended early: a string (divergence), ``{"signal", "frame"}``
+    (Ctrl-C / SIGTERM; ``"at_once": true`` for a second signal) or ``{"write_error", "frame"}``."""
+    phases = [dataclasses.replace(p) for p in run.phases]
+    phases[run.phase_index].end_frame = run.frames
+    starts = {p.start_frame for p in phases[1:]}
+    switch = next((e for e in run.evals if len(phases) > 1 and e["frames"] == phases[1].start_frame
                    and e["frames"] in starts), None)
     out = {
         "env": cfg.env.name, "strategy": run.phases[0].strategy, "final_strategy": run.strategy.name,
         "algorithm": cfg.algorithm.name, "schedule": cfg.schedule.name, "seed": cfg.seed, "frames": run.frames,
         "iterations": run.iteration, "wall_time_s": round(run.wall_time, 2),
-        "phases": [dataclasses.asdict(p) for p in run.phases],
+        "phases": [dataclasses.asdict(p) for p in phases],
         "strategies": [{**s.hyperparameters(), "name": s.name} for s in run.strategies],
         "fits": run.fits, "switch_reason": run.switch_reason, "stopped": run.stopped,
         "initial_eval_return": run.evals[0]["eval_return"] if run.evals else None,
         "eval_return_at_switch": switch["eval_return"] if switch else None,
         "eval_return_at_phase_end": {p.name: next((e["eval_return"] for e in reversed(run.evals)
-                                                  if e["frames"] <= (p.end_frame or 0)), None) for p in run.phases},
+                                                  if e["frames"] <= (p.end_frame or 0)), None) for p in phases},
         "final_eval_return": run.last_eval, "best_eval_return": run.best_eval,
+        "best": None if run.best is None else {**run.best, "path": "checkpoints/best.pt"},
         "parameters": run.param_counts, "run_dir": str(run_dir),
         "compile_s": run.compile_times,  # per phase: the first (compiling) call of the update step
     }

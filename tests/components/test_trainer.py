@@ -165,7 +165,7 @@ def test_nonfinite_updates_are_logged(tmp_path, monkeypatch):
 
     monkeypatch.setattr(trainer.strategy, "aux_loss", sometimes)
     trainer.run(max_iterations=1)
-    assert rows(tmp_path)[0]["skipped_updates"] == "2"  # 4 minibatch steps, every other one poisoned
+    assert rows(tmp_path)[1]["skipped_updates"] == "2"  # 4 minibatch steps, every other one poisoned (row 0: frame 0)
 
 
 def test_atomic_checkpoint_survives_an_interrupted_write(tmp_path, monkeypatch):
@@ -217,14 +217,14 @@ def test_unknown_env_fails_listing_valid_names(tmp_path):
 def test_ippo_and_nps_critic_train(tmp_path, name, hp):
     trainer = Trainer(tiny(**{"algorithm.name": name, **hp}), run_dir=tmp_path)
     trainer.run(max_iterations=1)
-    assert math.isfinite(float(rows(tmp_path)[0]["loss_critic"]))
+    assert math.isfinite(float(rows(tmp_path)[1]["loss_critic"]))  # row 0: the frame-0 evaluation
 
 
 @pytest.mark.parametrize("strategy", [{"name": "prism"}, {"name": "seps", "clusters": [0, 1]}, {"name": "mtl"}])
 def test_other_strategies_train(tmp_path, strategy):
     trainer = Trainer(tiny(strategy=strategy), run_dir=tmp_path)
     trainer.run(max_iterations=1)
-    row = rows(tmp_path)[0]
+    row = rows(tmp_path)[1]  # row 0: the frame-0 evaluation
     assert math.isfinite(float(row["loss_objective"]))
     if strategy["name"] == "prism":
         assert float(row["loss_aux"]) != 0.0
@@ -234,7 +234,7 @@ def test_discrete_actions_train(tmp_path):
     trainer = Trainer(tiny(**{"env.options": {"n_agents": 2, "continuous_actions": False}}), run_dir=tmp_path)
     assert trainer.info.discrete
     trainer.run(max_iterations=1)
-    assert math.isfinite(float(rows(tmp_path)[0]["loss_objective"]))
+    assert math.isfinite(float(rows(tmp_path)[1]["loss_objective"]))  # row 0: the frame-0 evaluation
 
 
 def test_recurrent_actor_trains_on_chunks_and_resumes_bit_identically(tmp_path):
@@ -266,7 +266,7 @@ def test_evaluation_does_not_disturb_training(tmp_path):
     strip = lambda rs: [{k: v for k, v in r.items() if k not in ("eval_return", "win_rate")} for r in rs]
     assert strip(rows(tmp_path / "often")) == strip(rows(tmp_path / "rarely"))
     assert_same_params(params(often), params(rarely))
-    assert sum(r["eval_return"] != "" for r in rows(tmp_path / "often")) == 4
+    assert sum(r["eval_return"] != "" for r in rows(tmp_path / "often")) == 5  # frame 0, then every iteration
 
 
 def test_each_phase_trains_with_its_own_learning_rates_clip_and_entropy(tmp_path):
@@ -330,7 +330,7 @@ def test_load_run_rebuilds_any_checkpoints_actor(tmp_path):
         assert torch.equal(a, b)
     switch = load_run(tmp_path, "phase_switch")
     assert switch.state["frames"] == 2 * ITER and switch.strategy.name == "ps_lora"
-    with pytest.raises(FileNotFoundError, match=r"this run has \['last', 'last.1', 'phase_switch'\]"):
+    with pytest.raises(FileNotFoundError, match=r"this run has \['best', 'last', 'last.1', 'phase_switch'\]"):
         load_run(tmp_path, "nope")
 
 

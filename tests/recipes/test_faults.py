@@ -1,6 +1,7 @@
 """Fault injection: each way a run or a user can go wrong, reproduced, and what marlshare now does."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -37,11 +38,11 @@ def test_crash_then_resume_logs_each_iteration_once(tmp_path):
     crashed = Trainer(tiny(**{"logger.csv": True}), run_dir=tmp_path)
     crashed.run(max_iterations=3)  # iteration 3 is logged but the last checkpoint is from iteration 2...
     ckpt.save_rotating(ckpt.load(tmp_path / "checkpoints" / "last.1.pt"), tmp_path / "checkpoints", 1)
-    assert frames_column(tmp_path) == [ITER, 2 * ITER, 3 * ITER]  # ...as after a kill -9 between the two
+    assert frames_column(tmp_path) == [0, ITER, 2 * ITER, 3 * ITER]  # ...as after a kill -9 between the two
     resumed = Trainer(tiny(resume=str(tmp_path)))
     assert resumed.state.frames == 2 * ITER
     resumed.run()
-    assert frames_column(tmp_path) == [ITER, 2 * ITER, 3 * ITER, 4 * ITER]
+    assert frames_column(tmp_path) == [0, ITER, 2 * ITER, 3 * ITER, 4 * ITER]  # the frame-0 evaluation first
     steps = [int(line.split(",")[0]) for line in (tmp_path / "torchrl/scalars/loss_critic.csv").read_text().split()]
     assert steps == [ITER, 2 * ITER, 3 * ITER, 4 * ITER]
 
@@ -59,7 +60,7 @@ def test_resume_extends_a_finished_run_and_refuses_other_changes(tmp_path):
     Trainer(tiny(), run_dir=tmp_path).run()
     extended = Trainer(tiny(resume=str(tmp_path)), resume_changes={"total_frames": 6 * ITER})
     assert extended.run()["frames"] == 6 * ITER
-    assert frames_column(tmp_path) == [k * ITER for k in range(1, 7)]
+    assert frames_column(tmp_path) == [k * ITER for k in range(0, 7)]
     with pytest.raises(ConfigError, match=r"cannot change \['seed'\]\. A resume may change only \['total_frames'"):
         Trainer(tiny(resume=str(tmp_path)), resume_changes={"seed": 3})
     proc = marlshare("train", f"resume={tmp_path}", "algorithm.lr=0.1")
@@ -127,7 +128,7 @@ def test_signal_saves_a_checkpoint_and_the_summary_and_exits_with_one_line(tmp_p
                             stderr=subprocess.PIPE, text=True)
     for _ in range(600):
         time.sleep(0.1)
-        if (tmp_path / "metrics.csv").exists() and len(rows(tmp_path)) >= 2:
+        if (tmp_path / "metrics.csv").exists() and len(rows(tmp_path)) >= 3:  # frame 0 and two iterations
             break
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
@@ -135,8 +136,13 @@ def test_signal_saves_a_checkpoint_and_the_summary_and_exits_with_one_line(tmp_p
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith(f"marlshare: stopped by {sig.name}")
     assert f"marlshare train resume={tmp_path}" in err
     state = ckpt.load(tmp_path / "checkpoints" / "last.pt")
-    assert state["frames"] == int(rows(tmp_path)[-1]["frames"])  # the checkpoint has every logged iteration
-    assert (tmp_path / "summary.json").exists()
+    logged = int(rows(tmp_path)[-1]["frames"])
+    if state["pending"]:  # the signal came during an evaluation: its iteration is logged when a resume finishes it
+        assert state["pending"]["row"]["frames"] == state["frames"] == logged + ITER
+    else:
+        assert state["frames"] == logged  # the checkpoint has every logged iteration
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["stopped"] == {"signal": sig.name, "frame": state["frames"]}
 
 
 # --- one line, no traceback, no directory --------------------------------------------------------
@@ -172,8 +178,6 @@ def test_user_mistakes_are_one_line_before_any_directory(tmp_path, bad, message,
 
 
 def test_divergence_stops_with_a_message_keeping_the_summary_and_checkpoint(tmp_path, monkeypatch, capsys):
-    import json
-
     from marlshare.components.strategies.ps import PS
     from marlshare.recipes.cli import main
 
@@ -223,7 +227,7 @@ def test_envs_lists_families_and_shows_sizes(capfd):
 
     main(["envs", "--limit", "3"])
     out = capfd.readouterr().out
-    assert "vmas  41 tasks: asym_joint, balance, ball_passage, ..." in out and "smax  16 tasks:" in out  # 14 SMAX maps + the 2 LoRASA substitutes
+    assert "vmas  42 tasks: asym_joint, balance, ball_passage, ..." in out and "smax  16 tasks:" in out  # 14 SMAX maps + the 2 LoRASA substitutes
     main(["envs", "rware", "--match", "tiny-2ag", "--limit", "1"])
     out = capfd.readouterr().out
     assert "rware/tiny-2ag" in out and "discrete 5" in out and "│      2 │" in out
