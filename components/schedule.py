@@ -71,41 +71,69 @@ def _plain(value):
     return OmegaConf.to_object(value) if OmegaConf.is_config(value) else value
 
 
-def plan_phases(cfg) -> list[PhasePlan]:
-    """Resolve ``cfg.schedule`` (with ``cfg.strategy`` and ``cfg.total_frames``) into phase plans.
-    Raises ValueError naming the bad value and the valid choices."""
-    from marlshare.components.strategies import STRATEGIES, make_strategy, successors
+def expand_shorthands(phases: list[dict], chain, switch_at) -> list[dict]:
+    """``phases`` (plain dicts, changed in place) with the ``chain`` and ``switch_at`` shorthands written
+    into them: ``chain`` renames (and adds) phases, each keeping the hyperparameters its new strategy
+    has; ``switch_at`` sets the ``until`` of every phase but the last. Raises ValueError."""
+    from marlshare.components.strategies import STRATEGIES
 
-    s = cfg.schedule
-    phases = [dict(strategy=dict(_plain(p.strategy) or {}), **{k: getattr(p, k) for k in
-              ("until", "auto", "lr", "critic_lr", "clip_epsilon", "entropy_coeff", "label")}) for p in s.phases]
-    if not phases and not s.chain:
+    if not phases and not chain:
         raise ValueError("schedule.phases is empty: a schedule needs at least one phase")
-    chain = _plain(s.chain)
     if chain is not None:
         chain = [chain] if isinstance(chain, str) else list(chain)
         if not chain:
             raise ValueError("schedule.chain is empty: list the strategies of the phases, e.g. [ps, ps_lora]")
-        phases = phases[:len(chain)] + [dict(strategy={}, until=None, auto=False, lr=None, critic_lr=None,
-                                             clip_epsilon=None, entropy_coeff=None, label=None)
+        # an added phase: PhaseConfig's defaults (False for auto, None for the rest), with the same keys
+        keys = list(phases[0]) if phases else ["strategy", "until", "auto", "lr", "critic_lr", "clip_epsilon",
+                                               "entropy_coeff", "label"]
+        phases = phases[:len(chain)] + [{**{k: False if k == "auto" else None for k in keys}, "strategy": {}}
                                         for _ in range(len(chain) - len(phases))]
         for phase, name in zip(phases, chain):
             if name not in STRATEGIES:
                 raise ValueError(f"schedule.chain: strategy {name!r} is not valid; choose from {list(STRATEGIES)}")
             # the chain renames the preset's phases: each keeps the hyperparameters its new strategy has
             valid = {f.name for f in dataclasses.fields(STRATEGIES[name])}
-            phase["strategy"] = {**{k: v for k, v in phase["strategy"].items() if k in valid}, "name": name}
-    switch_at = _plain(s.switch_at)
+            phase["strategy"] = {**{k: v for k, v in (phase["strategy"] or {}).items() if k in valid}, "name": name}
     if switch_at is not None:
-        points = [switch_at] if isinstance(switch_at, int) else list(switch_at)
+        points = [switch_at] if isinstance(switch_at, int) else list(switch_at) if isinstance(switch_at, list) else None
+        if points is None or any(isinstance(p, bool) or not isinstance(p, int) for p in points):
+            raise ValueError(f"schedule.switch_at={switch_at!r} must be a frame count (an integer), or a list of them "
+                             f"with one per phase boundary")
         if len(points) != len(phases) - 1:
             raise ValueError(f"schedule.switch_at={switch_at!r} needs {len(phases) - 1} frame count(s), one per "
                              f"phase boundary of the {len(phases)}-phase schedule")
         for phase, point in zip(phases, points):
             phase["until"] = point
+    return phases
+
+
+def resolve_shorthands(schedule: dict) -> dict:
+    """A plain ``schedule`` dict as it runs: ``chain`` and ``switch_at`` written into ``phases`` and
+    unset, so a saved ``config.yaml`` says which phases ran (``schedule.switch_at=1200`` leaves no
+    ``phases[0].until: 60000`` beside it). Planning the result gives the same phases. A schedule whose
+    shorthands are invalid comes back unchanged (``plan_phases`` reports them)."""
+    if schedule.get("chain") is None and schedule.get("switch_at") is None:
+        return schedule
+    try:
+        phases = expand_shorthands([dict(p) for p in schedule["phases"]], schedule.get("chain"),
+                                   schedule.get("switch_at"))
+    except (ValueError, TypeError):
+        return schedule
+    return {**schedule, "phases": phases, "chain": None, "switch_at": None}
+
+
+def plan_phases(cfg) -> list[PhasePlan]:
+    """Resolve ``cfg.schedule`` (with ``cfg.strategy`` and ``cfg.total_frames``) into phase plans.
+    Raises ValueError naming the bad value and the valid choices."""
+    from marlshare.components.strategies import STRATEGIES, make_strategy, successors
+
+    s = cfg.schedule
+    phases = expand_shorthands([dict(strategy=dict(_plain(p.strategy) or {}), **{k: getattr(p, k) for k in (
+        "until", "auto", "lr", "critic_lr", "clip_epsilon", "entropy_coeff", "label")}) for p in s.phases],
+        _plain(s.chain), _plain(s.switch_at))
     run_strategy = dict(_plain(cfg.strategy))
     previous = None
-    plans = []
+    plans, bad_ends = [], []
     for i, phase in enumerate(phases):
         where = f"schedule phase {i}"
         hp = phase["strategy"]
@@ -139,8 +167,10 @@ def plan_phases(cfg) -> list[PhasePlan]:
                                  + (", the fallback of auto=true" if phase["auto"] else ""))
             low = plans[-1].until if plans else 0
             if isinstance(until, bool) or not isinstance(until, int) or not low < until < cfg.total_frames:
-                raise ValueError(f"{where}: until={until!r} must be a frame count in ({low}, "
-                                 f"total_frames={cfg.total_frames})")
+                # reported after every phase's strategy is checked: a bad hyperparameter (a LoRA rank of 0)
+                # is the reason to name, not a preset's switch point beyond a short total_frames
+                bad_ends.append(f"{where}: until={until!r} must be a frame count in ({low}, "
+                                f"total_frames={cfg.total_frames})")
         if phase["auto"] and last:
             raise ValueError(f"{where} is the last phase: auto=true only ends phases that have a successor")
         for key in ("lr", "critic_lr", "clip_epsilon", "entropy_coeff"):
@@ -155,6 +185,8 @@ def plan_phases(cfg) -> list[PhasePlan]:
                                                             ("until", "auto", "lr", "critic_lr", "clip_epsilon",
                                                              "entropy_coeff")}))
         previous = name
+    if bad_ends:
+        raise ValueError(bad_ends[0])
     labels = [p.label for p in plans]
     if len(set(labels)) != len(labels):
         raise ValueError(f"schedule phase labels must differ, got {labels}")

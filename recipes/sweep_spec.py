@@ -5,6 +5,7 @@ whose configs are composed and checked before anything runs (used by :mod:`recip
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +51,12 @@ def load_spec(spec: str | None) -> dict:
     if not path.exists():
         known = sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml"))
         raise SweepError(f"sweep spec {spec!r} is neither a file nor a name in {SWEEPS_DIR}; known specs: {known}")
-    data = OmegaConf.to_container(OmegaConf.load(path), resolve=True) or {}
+    try:
+        data = OmegaConf.to_container(OmegaConf.load(path), resolve=True) or {}
+    except Exception as err:  # YAML's parser error, several lines: the first says what
+        raise SweepError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
+    if not isinstance(data, dict):
+        raise SweepError(f"{path}: a sweep spec is a mapping with the keys {list(SPEC_KEYS)}, got a {type(data).__name__}")
     unknown = sorted(set(data) - set(SPEC_KEYS))
     if unknown:
         raise SweepError(f"{path}: unknown keys {unknown}; valid keys: {list(SPEC_KEYS)}")
@@ -81,7 +87,7 @@ def _parse(args: list[str], where: str):
     try:
         parsed = OverridesParser.create().parse_overrides(list(args))
     except Exception as err:  # Hydra's OverrideParseException names the bad override
-        raise SweepError(f"{where}: {err}") from None
+        raise SweepError(f"{where}: {' '.join(str(err).split())}") from None
     axes, fixed = {}, {}
     for override in parsed:
         key = override.get_key_element()
@@ -118,6 +124,11 @@ def build_sweep(spec: dict, cli: list[str]) -> Sweep:
     for key, values in axes.items():
         if len(set(values)) != len(values):
             raise SweepError(f"axis {key} repeats a value: {values}")
+    for key, default, zero_ok in (("cpus_per_trial", 1, False), ("gpus_per_trial", 0, True)):
+        value = spec.get(key, default)  # Ray's resource requests: a negative or infinite one fails at launch
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not number or value < 0 or (value == 0 and not zero_ok):
+            raise SweepError(f"{key}={value!r} must be a finite number {'>= 0' if zero_ok else '> 0'}")
     sweep = Sweep(name=str(spec.get("name") or "sweep"), overrides=list(fixed.values()), axes=axes,
                   cpus_per_trial=spec.get("cpus_per_trial", 1), gpus_per_trial=spec.get("gpus_per_trial", 0),
                   wandb_group=spec.get("wandb_group"))
@@ -149,6 +160,7 @@ def compose_trials(sweep: Sweep) -> dict[str, dict]:
     """Compose and validate every trial's config; raise one SweepError listing every bad trial."""
     from marlshare.components.trainer import ConfigError, as_train_config, validate_config
     from marlshare.envs import FAMILIES
+    from marlshare.recipes.compose import explain
     from marlshare.recipes.train import compose
 
     configs, errors = {}, {}  # message -> trial names
@@ -162,7 +174,7 @@ def compose_trials(sweep: Sweep) -> dict[str, dict]:
                 raise ConfigError(f"env.name={train_cfg.env.name!r}: unknown family {family!r}; "
                                   f"valid families: {sorted(FAMILIES)}")
         except Exception as err:  # ConfigError, or Hydra / OmegaConf rejecting a key or a value
-            message = " ".join(str(err).split()).split(" Config search path:")[0]  # Hydra appends its search path
+            message = str(err) if isinstance(err, ConfigError) else explain(err, trial.overrides)  # the expected type
             errors.setdefault(f"{type(err).__name__}: {message}", []).append(trial.name)
             continue
         configs[trial.name] = OmegaConf.to_container(cfg, resolve=True)
@@ -171,5 +183,5 @@ def compose_trials(sweep: Sweep) -> dict[str, dict]:
         lines = [f"  {', '.join(names[:3])}{f' and {len(names) - 3} more' if len(names) > 3 else ''}: {message}"
                  for message, names in errors.items()]
         raise SweepError(f"{bad} of {len(sweep.trials)} trials have an invalid configuration "
-                         f"(nothing was started):\n" + "\n".join(lines))
+                         f"(nothing was started):" + (lines[0][1:] if len(lines) == 1 else "\n" + "\n".join(lines)))
     return configs

@@ -37,7 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
+from marlshare.components.analysis.marl_eval import eval_curve as _eval_curve, marl_eval_json
+from marlshare.components.analysis.steps import Steps
+from marlshare.components.runs import read_summary
+
 TASK_AXES = ("env", "env.name")
+MIN_SEEDS = 5  # fewer seeds per method: compare warns that the intervals are not useful
 SEED_AXES = ("seed",)
 
 
@@ -88,7 +93,7 @@ def load_runs(paths) -> list[Run]:
             if run_dir.resolve() in seen:
                 continue
             seen.add(run_dir.resolve())
-            summary = json.loads((run_dir / "summary.json").read_text())
+            summary = read_summary(run_dir)  # damaged: one error naming the file
             label = _axes_label(axes_of.get(run_dir.resolve(), {})) or _strategy_label(summary)
             runs.append(Run(run_dir, summary, summary["env"], label, int(summary["seed"])))
     if len({r.summary["algorithm"] for r in runs}) > 1:  # say which algorithm when several are mixed
@@ -191,16 +196,6 @@ def score_matrices(runs: list[Run]) -> tuple[dict[str, np.ndarray], list[str], l
     return matrices, tasks, notes
 
 
-def _eval_curve(run: Run) -> dict[float, float]:
-    from marlshare.components.analysis.plots import read_metrics
-
-    m = read_metrics(run.run_dir)
-    curve = {f: r for f, r in zip(m.get("frames", []), m.get("eval_return", [])) if r == r}
-    if run.summary.get("initial_eval_return") is not None:
-        curve[0.0] = run.summary["initial_eval_return"]
-    return curve
-
-
 # --- figures ------------------------------------------------------------------------------------
 
 def _plt():
@@ -299,25 +294,8 @@ def plot_probability_of_improvement(matrices: dict[str, np.ndarray], out: Path, 
     ax = plot_utils.plot_probability_of_improvement(points, intervals, pair_separator=";",
                                                     figsize=(5, 1 + 0.6 * len(pairs)), labelsize="medium",
                                                     ticklabelsize="small")
+    ax.set_xlim(0, 1)  # a probability: rliable fits the axis to the intervals (-0.04..0.04 on 2 seeds)
     return _save(ax.figure, out / "probability_of_improvement.png", tight_box=True)
-
-
-# --- marl-eval export ---------------------------------------------------------------------------
-
-def marl_eval_json(runs: list[Run]) -> dict:
-    """Runs in marl-eval's raw-data layout (see the module docstring)."""
-    data: dict = {}
-    for run in sorted(runs, key=lambda r: (r.task, r.method, r.seed)):
-        family, _, task = run.task.partition("/")
-        by_run = data.setdefault(family, {}).setdefault(task or family, {}).setdefault(run.method, {})
-        key, k = f"seed_{run.seed}", 1
-        while key in by_run:  # two runs with one seed (outside a sweep): keep both
-            key, k = f"seed_{run.seed}_{k}", k + 1
-        curve = _eval_curve(run)
-        steps = {f"step_{i}": {"step_count": int(frames), "return": [float(curve[frames])]}
-                 for i, frames in enumerate(sorted(curve))}
-        by_run[key] = {**steps, "absolute_metrics": {"return": [float(run.summary["best_eval_return"])]}}
-    return data
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -352,12 +330,24 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     parser.add_argument("--no-figures", action="store_true", help="print the table only")
     parser.add_argument("--plot", default=None, help="also plot every run's evaluation curve to this PNG")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
     args = parser.parse_args(argv)
-    runs = load_runs(args.runs)
+    steps = Steps("compare", ["read runs", "bootstrap CIs"] + ([] if args.no_figures else ["figures"]),
+                  enabled=not args.quiet)
+    with steps("read runs"):
+        runs = load_runs(args.runs)
     if not runs:
+        steps.close()
         raise SystemExit(f"no finished runs (directories with a summary.json) under {args.runs}")
-    rows = compare(runs, reps=args.reps, seed=args.seed)
+    with steps(f"bootstrap CIs ({args.reps} resamples)"):
+        rows = compare(runs, reps=args.reps, seed=args.seed)
+    if args.no_figures:
+        steps.close()
     print_table(rows)
+    few = sorted({r["seeds"] for r in rows if r["seeds"] < MIN_SEEDS})
+    if few:
+        print(f"warning: {'/'.join(map(str, few))} seed(s) per method: below {MIN_SEEDS} seeds the 95% bootstrap "
+              f"intervals are not useful (they cannot cover the spread of a few values); run more seeds")
     out = Path(args.out) if args.out else (Path(args.runs[0]) / "compare" if len(args.runs) == 1 else Path("compare"))
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "table.csv", "w", newline="") as f:
@@ -370,13 +360,15 @@ def main(argv=None):
         matrices, tasks, notes = score_matrices(runs)
         for note in notes:
             print(f"note: {note}")
-        written.append(plot_learning_curves(runs, out, reps=args.reps, seed=args.seed))
-        if matrices:
-            normalised = len(tasks) > 1
-            written.append(plot_aggregates(matrices, out, normalised, args.reps, args.seed))
-            written.append(plot_performance_profile(matrices, out, normalised, args.reps, args.seed))
-            if len(matrices) > 1:
-                written.append(plot_probability_of_improvement(matrices, out, args.reps, args.seed))
+        with steps("figures"):
+            written.append(plot_learning_curves(runs, out, reps=args.reps, seed=args.seed))
+            if matrices:
+                normalised = len(tasks) > 1
+                written.append(plot_aggregates(matrices, out, normalised, args.reps, args.seed))
+                written.append(plot_performance_profile(matrices, out, normalised, args.reps, args.seed))
+                if len(matrices) > 1:
+                    written.append(plot_probability_of_improvement(matrices, out, args.reps, args.seed))
+        steps.close()
     if args.marl_eval:
         Path(args.marl_eval).write_text(json.dumps(marl_eval_json(runs), indent=2))
         written.append(Path(args.marl_eval))

@@ -34,7 +34,7 @@ def _evals(run_dir: Path) -> tuple[list[float], list[float]]:
     summary = run_dir / "summary.json"
     if summary.exists():
         first = json.loads(summary.read_text()).get("initial_eval_return")
-        if first is not None:
+        if first is not None and not any(f == 0 for f, _ in pts):  # runs before metrics.csv had the frame-0 row
             pts.insert(0, (0.0, first))
     return [p[0] for p in pts], [p[1] for p in pts]
 

@@ -294,9 +294,11 @@ def lora_checkpoints(run_dir: Path) -> list[tuple[str, object, int]]:
 
 def analyze(run_dir, checkpoint: str = "last", out=None, n_states: int = 256, inputs: str = "shared",
             metric: str = "discrete", scaling: bool = True, timing: bool = True, agents=scaling_mod.AGENTS,
-            seed: int = 12345, threads: int = 1) -> dict:
+            seed: int = 12345, threads: int = 1, progress: bool = False) -> dict:
     """Every analysis of one checkpoint of ``run_dir``; files in ``out`` (default ``RUN_DIR/analysis``).
-    ``threads``: torch threads (1, as training: tiny layers lose more to thread hand-offs than they gain)."""
+    ``threads``: torch threads (1, as training: tiny layers lose more to thread hand-offs than they gain);
+    ``progress``: a progress line on stderr naming the current analysis."""
+    from marlshare.components.analysis.steps import Steps
     from marlshare.components.runs import load_run
 
     torch.set_num_threads(threads)
@@ -304,14 +306,24 @@ def analyze(run_dir, checkpoint: str = "last", out=None, n_states: int = 256, in
     out = Path(out) if out else run_dir / "analysis"
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    run = load_run(run_dir, checkpoint)
-    report = dict(run_dir=str(run_dir), checkpoint=checkpoint, frames=int(run.state.get("frames", 0)),
-                  env=run.cfg.env.name, strategy=run.strategy.name, n_agents=run.info.n_agents)
-    report["weights"] = analyse_weights(run, out, lora_checkpoints(run_dir))
-    report["behaviour"] = analyse_behaviour(run, out, n_states, inputs, metric, seed)
-    report["masks"] = analyse_masks(run, out)
-    if scaling:
-        report["scaling"] = analyse_scaling(run, out, agents=agents, timing=timing)
+    step = Steps("analyze", ["load run", "weights", "behaviour", "masks"] + (["scaling"] if scaling else []),
+                 enabled=progress)
+    try:
+        with step("load run"):
+            run = load_run(run_dir, checkpoint)
+        report = dict(run_dir=str(run_dir), checkpoint=checkpoint, frames=int(run.state.get("frames", 0)),
+                      env=run.cfg.env.name, strategy=run.strategy.name, n_agents=run.info.n_agents)
+        with step("weights"):
+            report["weights"] = analyse_weights(run, out, lora_checkpoints(run_dir))
+        with step(f"behaviour ({n_states} states)"):
+            report["behaviour"] = analyse_behaviour(run, out, n_states, inputs, metric, seed)
+        with step("masks"):
+            report["masks"] = analyse_masks(run, out)
+        if scaling:
+            with step("scaling" + ("" if timing else " (counts only)")):
+                report["scaling"] = analyse_scaling(run, out, agents=agents, timing=timing)
+    finally:
+        step.close()
     report["files"] = sorted(p.name for p in out.iterdir())
     (out / "analysis.json").write_text(json.dumps(report, indent=1, default=float))
     return report
@@ -332,10 +344,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--no-timing", action="store_true", help="count parameters vs N but do not time")
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
     a = p.parse_args(argv)
     report = analyze(a.run_dir, a.checkpoint, a.out, a.states, a.inputs, a.metric, scaling=not a.no_scaling,
                      timing=not a.no_timing, agents=tuple(int(v) for v in a.agents.split(",")), seed=a.seed,
-                     threads=a.threads)
+                     threads=a.threads, progress=not a.quiet)
     out = Path(a.out) if a.out else Path(a.run_dir) / "analysis"
     print(f"{report['env']} · {report['strategy']} · {report['frames']:,} frames -> {out}")
     for key in ("weights", "masks"):

@@ -24,12 +24,16 @@ def table(n_agents=8, obs=18, actions=2, hidden=(64, 64), clusters=2, recurrent=
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="marlshare strategies", description=__doc__.splitlines()[0])
-    parser.add_argument("--agents", type=int, default=8)
-    parser.add_argument("--obs", type=int, default=18)
-    parser.add_argument("--actions", type=int, default=2)
-    parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
-    parser.add_argument("--clusters", type=int, default=2)
-    parser.add_argument("--recurrent", action="store_true")
+    parser.add_argument("--agents", type=int, default=8, help="number of agents N (default 8)")
+    parser.add_argument("--obs", type=int, default=18, help="observation size per agent (default 18)")
+    parser.add_argument("--actions", type=int, default=2,
+                        help="action size: continuous dimensions or discrete choices (default 2)")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64], metavar="WIDTH",
+                        help="hidden layer widths, as algorithm.network.actor_hidden (default 64 64)")
+    parser.add_argument("--clusters", type=int, default=2,
+                        help="clusters for the strategies that need them (seps, seps_lora, adaps...), agents "
+                             "assigned round-robin (default 2)")
+    parser.add_argument("--recurrent", action="store_true", help="the GRU actor (algorithm.network.recurrent=true)")
     args = parser.parse_args(argv)
     if args.agents < 1 or not 1 <= args.clusters <= args.agents:
         parser.error(f"--clusters={args.clusters} must be in [1, --agents={args.agents}] (and --agents >= 1)")

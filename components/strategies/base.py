@@ -65,6 +65,11 @@ class Strategy:
         in a run (a fit that cannot work, a cluster list of the wrong length)."""
         self.check_agents(n_agents)
 
+    def check_network(self, layers: Sequence[tuple[str, int, int]]) -> None:
+        """Raise ValueError, before any training, if a hyperparameter does not suit the network: ``layers``
+        are ``(role, d_in, d_out)`` of the actor's layers whose widths are known (before the env: the
+        hidden ones; components/config_checks.py: actor_layers). E.g. a LoRA rank above a layer's width."""
+
     def layer(self, role: str, n_agents: int, d_in: int, d_out: int) -> AgentLinear:
         return SharedLinear(n_agents, d_in, d_out, role=role)
 

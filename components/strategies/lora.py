@@ -37,6 +37,19 @@ class LoRA:
         if not isinstance(self.train_bias, bool):
             raise ValueError(f"{self.name}: train_bias must be True or False, got train_bias={self.train_bias!r}")
 
+    def check_network(self, layers):
+        """The rank may not exceed ``min(d_in, d_out)`` of an adapted layer: a higher rank adds parameters
+        (``rank * (d_in + d_out)`` per agent) without adding expressiveness; at rank 128 on 64-wide layers a
+        PS+LoRA agent had more parameters than an NPS one. The head is not passed: its output size is the
+        env's action count, often below the default rank."""
+        super().check_network(layers)
+        targets = check_lora_layers(self.layers)
+        for role, d_in, d_out in layers:
+            if role in targets and self.rank > min(d_in, d_out):
+                raise ValueError(f"rank={self.rank} exceeds min(d_in, d_out)={min(d_in, d_out)} of the adapted {role} "
+                                 f"layer ({d_in} -> {d_out}): choose rank <= {min(d_in, d_out)}, or leave the {role} "
+                                 f"layers out of layers=[...]")
+
     def _lora(self, net):
         new = to_lora(net, rank=self.rank, alpha=self.alpha, layers=self.layers, init=self.init,
                       train_bias=self.train_bias)

@@ -112,8 +112,14 @@ def test_every_registered_algorithm_is_a_command_line_choice(name, monkeypatch):
     from marlshare.recipes import cli, compose
 
     if name == ReversedHAPPO.name:
+        from hydra.core.config_store import ConfigStore
+
         monkeypatch.setitem(ALGORITHMS, ReversedHAPPO.name, ReversedHAPPO)
         compose.register_configs()
+        # re-set through monkeypatch so the throwaway's preset leaves the ConfigStore with the test
+        # (other tests' choice lists stay those of the real registry)
+        presets = ConfigStore.instance().repo["algorithm"]
+        monkeypatch.setitem(presets, f"{name}.yaml", presets.pop(f"{name}.yaml"))
     assert not (compose.CONF_DIR / "algorithm" / f"{name}.yaml").exists()
     cfg = compose.compose([f"algorithm={name}"])
     assert cfg.algorithm.name == name and cfg.algorithm.epochs == AlgorithmConfig().epochs

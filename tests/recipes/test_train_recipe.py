@@ -155,3 +155,16 @@ def test_three_phase_chain_with_fitted_clusters_runs_from_the_command_line(tmp_p
     assert summary["strategies"][2]["clusters"] == fit["clusters"]  # SePS+LoRA took SePS's clusters, no refit
     assert "finetune" not in summary["fits"]
     assert f"clusters {fit['clusters']}" in proc.stdout  # the summary table reports the fit
+
+
+def test_a_strategy_without_a_successor_runs_one_phase_under_the_default_recipe():
+    """`marlshare train strategy=nps` (or hypermarl, dico...) runs NPS for the whole run instead of
+    failing on the two-phase default; a strategy with a successor and an explicit schedule keep theirs."""
+    from marlshare.components.strategies import STRATEGIES
+    from marlshare.recipes.compose import compose
+
+    for name, cls in STRATEGIES.items():
+        expected = "two_phase" if cls.successor else "single"
+        assert compose([f"strategy={name}"]).schedule.name == expected, name
+    assert compose(["strategy=nps", "schedule=two_phase"]).schedule.name == "two_phase"
+    assert compose([]).schedule.name == "two_phase"
