@@ -53,7 +53,7 @@ PEER_PY := $(PEER_VENV)/bin/python
 PEER_STAMP := $(PEER_VENV)/.installed
 PEER_ARGS ?= --docs
 
-.PHONY: bench-peer bench-peer-install
+.PHONY: bench-peer bench-peer-bf16 bench-peer-install
 
 bench-peer-install: $(PEER_STAMP)
 
@@ -67,3 +67,31 @@ $(PEER_STAMP): tools/peer/requirements.txt
 
 bench-peer: install $(PEER_STAMP)
 	$(PY) -m tools.bench_peer --peer $(PEER_PY) $(PEER_ARGS)
+
+# the same side by side plus marlshare at algorithm.precision=bf16 (issue 22; BenchMARL stays float32)
+bench-peer-bf16: install $(PEER_STAMP)
+	$(PY) -m tools.bench_peer --peer $(PEER_PY) --bf16 $(PEER_ARGS)
+
+# collection per frame: raw VMAS, the wrapped step, the policy, marlshare's collector (issue 22)
+.PHONY: bench-collection gpu-check
+bench-collection: install
+	$(PY) -m tools.bench_collection --iteration
+
+# the GPU path end to end on a CUDA machine, one table (tools/gpu_check.sh; GPU_ARGS=--cpu for a dry run)
+gpu-check: install
+	bash tools/gpu_check.sh $(GPU_ARGS)
+
+# The evidence suite (docs/evidence.md): every sweep spec of recipes/sweeps/evidence/<group>/ runs with
+# `marlshare sweep` (local Ray, or RAY_ADDRESS; trials in parallel, finished trials skipped on a rerun)
+# into sweeps/evidence/<group>/<spec>, then `marlshare compare` per group and tools.evidence writes the
+# tables and figures into docs/evidence.md. EVIDENCE_GROUPS=bps333_60k runs one group only.
+EVIDENCE_GROUPS ?= $(notdir $(wildcard recipes/sweeps/evidence/*))
+.PHONY: evidence
+evidence: install
+	set -e; for group in $(EVIDENCE_GROUPS); do \
+	  for spec in recipes/sweeps/evidence/$$group/*.yaml; do \
+	    $(VENV)/bin/marlshare sweep $$spec --out sweeps/evidence/$$group/$$(basename $$spec .yaml); \
+	  done; \
+	  $(VENV)/bin/marlshare compare sweeps/evidence/$$group/* --out docs/figures/evidence/$$group --quiet; \
+	done
+	$(PY) -m tools.evidence $(EVIDENCE_GROUPS) --sweeps sweeps/evidence --figures docs/figures/evidence --docs docs/evidence.md

@@ -75,6 +75,11 @@ class PPOConfig:
     # (BenchMARL) instead of one joint norm.
     compile: str = "auto"
     clip_grad_per_network: bool = False
+    # precision of the update step's forward passes (components/algorithms/precision.py): fp32 | bf16
+    # (bfloat16 autocast; parameters, optimiser state, GAE and loss reductions stay float32) | auto (bf16
+    # on CPUs with AMX-BF16 / AVX512-BF16 and bf16-capable GPUs, else fp32). MAPPO / IPPO only: the
+    # sequential updates (happo, a2po) run in fp32
+    precision: str = "fp32"
 
 
 def algorithm_config_class(algorithms: dict) -> type:
@@ -121,6 +126,10 @@ class PhaseConfig:
     clip_epsilon: Optional[float] = None  # default: algorithm.clip_epsilon
     entropy_coeff: Optional[float] = None  # default: algorithm.entropy_coeff
     label: Optional[str] = None  # name in logs (default: train | pretrain, phase<i>, finetune)
+    # the critic's strategy from this phase on: a name or {name: ..., **hyperparameters} among
+    # components.phases.CRITIC_STRATEGIES (e.g. ps_lora: per-agent adapters on the frozen critic);
+    # None: the critic goes on as it is (it starts as algorithm.network.critic_sharing says)
+    critic_strategy: Any = None
 
 
 @dataclass
@@ -135,6 +144,7 @@ class ScheduleConfig:
     name: str = "single"  # the preset's name, a label for summaries
     phases: List[PhaseConfig] = field(default_factory=lambda: [PhaseConfig()])
     chain: Optional[List[str]] = None
+    critic_chain: Optional[List[Any]] = None  # each phase's critic_strategy in order, e.g. [ps, ps_lora]
     switch_at: Any = None
     # the automatic rule's settings, for phases with auto=true (components/schedule.py explains each)
     auto_window: int = 4
@@ -155,6 +165,9 @@ class LoggerConfig:
     wandb_tags: List[str] = field(default_factory=list)  # W&B tags (a sweep derives them from its axes)
     tensorboard: bool = False
     progress: bool = True
+    # record one deterministic evaluation episode every N frames into RUN/videos (and W&B when on);
+    # 0: never. Only for env families that render (components/video.py)
+    video_every: int = 0
 
 
 @dataclass
@@ -172,7 +185,8 @@ class TrainConfig:
     max_nonfinite: int = 5  # consecutive skipped updates (non-finite loss/gradient) before stopping
     # torch intra-op threads. None (auto): OMP_NUM_THREADS when set (launchers of parallel runs set it),
     # else the cores this process may use, at most 4 (docs/benchmarks.md: 2 threads are faster than 1
-    # on a quiet 2-core machine; on cores other jobs share, set threads=1); 0: torch's own default.
+    # on a quiet 2-core machine; on cores other jobs share, set threads=1). Otherwise an integer >= 1
+    # (0 is rejected: it used to mean torch's own default, which is the machine's every core).
     threads: Optional[int] = None
     # where the networks train (BenchMARL's train_device): cpu | cuda | cuda:N | auto (cuda when available)
     device: str = "cpu"
@@ -181,12 +195,16 @@ class TrainConfig:
 
 
 def config_to_dict(cfg) -> dict:
-    """A plain dict of a TrainConfig or an OmegaConf config (interpolations resolved)."""
+    """A plain dict of a TrainConfig or an OmegaConf config (interpolations resolved), with the schedule's
+    shorthands (``chain``, ``switch_at``) written into its phases: what a run saves as config.yaml."""
     from omegaconf import OmegaConf
 
-    if OmegaConf.is_config(cfg):
-        return OmegaConf.to_container(cfg, resolve=True)
-    return dataclasses.asdict(cfg)
+    from marlshare.components.schedule import resolve_shorthands
+
+    values = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dataclasses.asdict(cfg)
+    if isinstance(values.get("schedule"), dict) and "phases" in values["schedule"]:
+        values["schedule"] = resolve_shorthands(values["schedule"])
+    return values
 
 
 #: settings whose values are free-form dicts (their keys are checked by the strategy or env adapter)

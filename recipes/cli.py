@@ -18,6 +18,10 @@ COMMANDS = {
     "strategies": ("marlshare.components.analysis.strategy_table", "main",
                    "parameter table of every strategy for a network shape"),
     "plot": ("marlshare.components.analysis.plots", "main", "learning curve(s) of run directories"),
+    "eval": ("marlshare.recipes.eval_cmd", "main",
+             "evaluate a trained run: mean, IQM, CIs; --per-agent, --video (writes RUN/eval.json)"),
+    "export": ("marlshare.recipes.eval_cmd", "export_main",
+               "write a run's policy as exported-program / onnx / torchscript"),
 }
 
 USAGE = "usage: marlshare COMMAND [ARGS ...]\n\ncommands:\n" + "\n".join(
@@ -31,7 +35,8 @@ USAGE = "usage: marlshare COMMAND [ARGS ...]\n\ncommands:\n" + "\n".join(
 
 # --- marlshare train ------------------------------------------------------------------------------
 # The command line's side of the training recipe (recipes/train.py): help, Hydra multiruns, resume
-# arguments and one-line errors with exit codes (2: bad configuration, 3: diverged, 130: stopped).
+# arguments and one-line errors with exit codes (2: bad configuration, a damaged run file or a run directory
+# another process writes; 3: diverged; 4: a write error, e.g. a full disk; 130: stopped by a signal).
 
 def train_command(argv: list[str], train) -> None:
     """``marlshare train ARGS`` with the recipe's ``train`` function."""
@@ -58,6 +63,7 @@ def _hydra_multirun(train) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from marlshare.components.config import ConfigError
+    from marlshare.components.run_lock import RunDirBusy
     from marlshare.recipes.compose import CONF_DIR
 
     @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
@@ -65,6 +71,9 @@ def _hydra_multirun(train) -> None:
         run_dir = cfg.run_dir or HydraConfig.get().runtime.output_dir
         try:
             train(cfg, run_dir=None if cfg.resume else run_dir)
+        except RunDirBusy as err:  # another process writes this job's run directory
+            print(f"marlshare: {err}", file=sys.stderr)
+            sys.exit(2)
         except ConfigError as err:  # one clear line, not a traceback
             print(f"marlshare: invalid configuration: {err}", file=sys.stderr)
             sys.exit(2)
@@ -111,8 +120,9 @@ def run_single(argv: list[str], train) -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     from marlshare.components.interrupts import RunInterrupted
-    from marlshare.components.trainer import ConfigError, Trainer, TrainingDiverged
-    from marlshare.recipes.compose import compose, env_overrides
+    from marlshare.components.runs import RunFileError
+    from marlshare.components.trainer import ConfigError, RunDirBusy, Trainer, TrainingDiverged, WriteFailed
+    from marlshare.recipes.compose import compose, env_overrides, explain
 
     try:
         overrides = env_overrides(argv)
@@ -123,8 +133,13 @@ def run_single(argv: list[str], train) -> None:
         else:
             cfg = compose(overrides)
             trainer = Trainer(cfg, run_dir=cfg.run_dir or _run_dir(overrides))
+    except (RunDirBusy, RunFileError) as err:  # the line names the holder's pid / the damaged file
+        print(f"marlshare: {err}", file=sys.stderr)
+        sys.exit(2)
     except (ConfigError, HydraException, OmegaConfBaseException) as err:  # one clear line, not a traceback
         message = " ".join(line.strip() for line in str(err).strip().splitlines()) or type(err).__name__
+        if not isinstance(err, ConfigError):  # Hydra's text, with the expected type or the valid choices
+            message = explain(err, overrides)
         print(f"marlshare: invalid configuration: {message}", file=sys.stderr)
         sys.exit(2)
     try:
@@ -139,6 +154,9 @@ def run_single(argv: list[str], train) -> None:
     except RunInterrupted as err:
         print(f"marlshare: {err}", file=sys.stderr)
         sys.exit(130)
+    except WriteFailed as err:  # e.g. "no space left on RUN; last good checkpoint: PATH at frame N"
+        print(f"marlshare: {err}", file=sys.stderr)
+        sys.exit(4)
 
 
 def presets(group: str) -> list[str]:
@@ -175,10 +193,13 @@ def _setting_lines(prefix: str, value) -> list[str]:
 
 def help_text() -> str:
     """``marlshare train --help``: the config groups with their choices, and the key settings."""
-    from marlshare.components.config import AlgorithmConfig, EnvConfig, ScheduleConfig, TrainConfig
+    from marlshare.components.config import PhaseConfig, as_train_config
     from marlshare.recipes import lorasa_grid
+    from marlshare.recipes.compose import compose
 
-    defaults = dataclasses.asdict(TrainConfig())
+    recipe = as_train_config(compose([]))  # the defaults `marlshare train` runs (recipes/conf/train.yaml)
+    defaults = {**dataclasses.asdict(recipe), "threads": recipe.threads if recipe.threads is not None else
+                "null (auto: OMP_NUM_THREADS when set, else the usable cores up to 4)"}
     lines = ["usage: marlshare train [group=choice ...] [key=value ...] [-m for a Hydra sweep]", "",
              "config groups (group=choice):"]
     for group in ("env", "strategy", "algorithm", "schedule", "logger"):
@@ -189,19 +210,25 @@ def help_text() -> str:
                  f"{len(lorasa_grid.names())} cells (docs/lorasa_grid.md)")
     lines.append(f"             algorithm {', '.join(g['algorithms'])}; task {', '.join(g['tasks'])}; "
                  f"strategy {', '.join(g['strategies'])}")
-    lines += ["", "key settings (key=value; defaults shown):"]
+    lines += ["", "key settings (key=value; the default recipe's values shown):"]
     for key in ("total_frames", "eval_every", "checkpoint_every", "checkpoint_keep", "seed", "threads", "device",
                 "run_dir", "resume"):
         lines.append(f"  {key:<{KEY_WIDTH}} {defaults[key]}")
-    for prefix, cls in (("env", EnvConfig), ("algorithm", AlgorithmConfig)):
-        lines += _setting_lines(prefix, cls())
+    for prefix in ("env", "algorithm"):
+        lines += _setting_lines(prefix, getattr(recipe, prefix))
     lines += [f"  {'env.options.<name>':<{KEY_WIDTH}} passed to the env (e.g. env.options.n_agents=4)",
               f"  {'strategy.<hyperparameter>':<{KEY_WIDTH}} the first phase's strategy (see docs/strategies.md)"]
-    for f in dataclasses.fields(ScheduleConfig):
+    for f in dataclasses.fields(recipe.schedule):
+        value = getattr(recipe.schedule, f.name)
+        if f.name == "phases":  # each phase's settings that differ from an empty phase's
+            value = "[" + ", ".join("{" + ", ".join(f"{k}: {v}" for k, v in dataclasses.asdict(p).items()
+                                                    if v != getattr(PhaseConfig(), k)) + "}" for p in value) + "]"
         if not f.name.startswith("auto_"):
-            lines.append(f"  {'schedule.' + f.name:<{KEY_WIDTH}} {getattr(ScheduleConfig(), f.name)}")
+            lines.append(f"  {'schedule.' + f.name:<{KEY_WIDTH}} {value}")
     lines += [f"  {'schedule.phases.<i>.<key>':<{KEY_WIDTH}} strategy, until, auto, lr, critic_lr, clip_epsilon, "
-              f"entropy_coeff, label", "",
+              f"entropy_coeff, label",
+              f"  {'':<{KEY_WIDTH}} (a strategy with no fine-tuning successor, e.g. strategy=nps, runs "
+              f"schedule=single unless a schedule is given)", "",
               "a resume continues a run as configured: resume=RUN [total_frames=N] [threads=..] [device=..] "
               "[logger.progress=..]",
               "every setting: components/config.py; examples: recipes/train.py, README.md"]

@@ -50,8 +50,14 @@ class Manifest:
     """``manifest.json``: the state of every trial, rewritten atomically on every change."""
 
     def __init__(self, sweep_dir: Path):
+        from marlshare.components.runs import RunFileError, read_json
+
         self.path = Path(sweep_dir) / "manifest.json"
-        self.data = json.loads(self.path.read_text()) if self.path.exists() else {"trials": {}}
+        try:  # damaged: one line naming it, never a fresh manifest that would forget the finished trials
+            self.data = read_json(self.path, "move it away and run the sweep again: finished trials are then run "
+                                             "again (resumed from their checkpoints)") if self.path.exists() else {"trials": {}}
+        except RunFileError as err:
+            raise SweepError(str(err)) from None
 
     @property
     def trials(self) -> dict[str, dict]:
@@ -78,8 +84,14 @@ class Manifest:
 def run_trial(config: dict, trial_dir: str, resume: bool) -> dict:
     """Train one trial into ``trial_dir``; its output goes to ``trial_dir/trial.log``. Never raises:
     an error is returned (and its traceback written to ``error.txt``) so the sweep goes on."""
+    from marlshare.components import run_lock
+
     trial_dir = Path(trial_dir)
     trial_dir.mkdir(parents=True, exist_ok=True)
+    try:  # one writer per run directory, for the whole trial (the trainer takes it again inside)
+        run_lock.acquire(trial_dir, "trial directory")
+    except run_lock.RunDirBusy as err:
+        return {"state": "failed", "error": str(err)}
     (trial_dir / "started.json").write_text(json.dumps(
         {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time(), "resume": resume}))
     log = open(trial_dir / "trial.log", "a")
@@ -115,6 +127,7 @@ def run_trial(config: dict, trial_dir: str, resume: bool) -> dict:
         os.dup2(saved[0], 1), os.dup2(saved[1], 2)
         os.close(saved[0]), os.close(saved[1])
         log.close()
+        run_lock.release(trial_dir)
 
 
 # --- the sweep (the driver) ---------------------------------------------------------------------
@@ -126,10 +139,16 @@ def _init_ray(address: str | None, num_cpus: int | None) -> bool:
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS")
+    # Ray warns on every start whether token authentication is on or off (its security note): keep it
+    # off the console, which shows the sweep's progress; Ray's own log files still have it
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        # address="local": a fresh local instance even when `ray start` left /tmp/ray/ray_current_cluster
+        # behind (ray.init would otherwise try to join that cluster, and refuse num_cpus)
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING)
     return True
 
 
@@ -152,8 +171,24 @@ def _plan(sweep: Sweep, sweep_dir: Path, manifest: Manifest) -> tuple[list[Trial
 
 def run_sweep(sweep: Sweep, sweep_dir: str | Path, address: str | None = None, num_cpus: int | None = None,
               progress: bool = True) -> Manifest:
-    """Run every unfinished trial of ``sweep`` on Ray; returns the manifest (also on disk)."""
+    """Run every unfinished trial of ``sweep`` on Ray; returns the manifest (also on disk). One sweep
+    writes a sweep directory at a time: a second one is a SweepError naming the first one's pid."""
+    from marlshare.components import run_lock
+
     configs = compose_trials(sweep)  # every trial's config error shows before anything starts
+    Path(sweep_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        run_lock.acquire(sweep_dir, "sweep directory")
+    except run_lock.RunDirBusy as err:
+        raise SweepError(str(err)) from None
+    try:
+        return _run_sweep(sweep, configs, sweep_dir, address, num_cpus, progress)
+    finally:
+        run_lock.release(sweep_dir)
+
+
+def _run_sweep(sweep: Sweep, configs: dict, sweep_dir: str | Path, address: str | None, num_cpus: int | None,
+               progress: bool) -> Manifest:
     sweep_dir = Path(sweep_dir).resolve()
     sweep_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(sweep_dir)
@@ -171,8 +206,9 @@ def run_sweep(sweep: Sweep, sweep_dir: str | Path, address: str | None = None, n
     manifest.save()
     skipped = len(sweep.trials) - len(todo)
     say = print if progress else (lambda *a, **k: None)
-    say(f"sweep {sweep.name}: {len(sweep.trials)} trials, {skipped} already finished, {len(todo)} to run "
-        f"-> {sweep_dir}", file=sys.stderr)
+    title = "sweep" if sweep.name == "sweep" else f"sweep {sweep.name}"  # no spec: not "sweep sweep"
+    say(f"{title}: {len(sweep.trials)} trials, {skipped} already finished, {len(todo)} to run -> {sweep_dir}",
+        file=sys.stderr)
     if not todo:
         return manifest
 

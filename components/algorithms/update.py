@@ -28,6 +28,8 @@ import time
 import torch
 
 from marlshare.components.algorithms.keys import expand_done
+from marlshare.components.algorithms.precision import float32_outputs, forward_context
+from marlshare.components.grad_watch import GradNormWatch
 
 STATS = ("loss_objective", "loss_critic", "loss_entropy", "loss_aux", "entropy", "kl_approx", "clip_fraction",
          "grad_norm")
@@ -108,14 +110,17 @@ def _compile_options(mode: str) -> dict:
     return {"mode": mode}
 
 
-def _objective(loss, aux, keys=("loss_objective", "loss_critic", "loss_entropy")):
+def _objective(loss, aux, keys=("loss_objective", "loss_critic", "loss_entropy"), precision="fp32", device_type="cpu"):
     """``(items, index) -> (total loss, loss outputs, auxiliary loss)`` of the minibatch
     ``items[index]``: the part of a step that compiles. The rows are taken inside, so that a compiled
     objective gathers them in its own kernels instead of one indexing call per key (20% of a
-    compiled step at the default recipe's networks)."""
+    compiled step at the default recipe's networks). ``precision="bf16"``: the loss's network
+    forwards under bfloat16 autocast (:mod:`components.algorithms.precision`); the auxiliary loss and
+    the sums stay float32."""
 
     def objective(items, index):
-        out = loss(items[index])
+        with forward_context(precision, device_type):
+            out = loss(items[index])
         aux_loss = torch.as_tensor(aux())
         total = aux_loss
         for key in keys:
@@ -134,22 +139,27 @@ class PPOUpdate:
     separately, ``algorithm.clip_grad_per_network``). ``on_nonfinite(what)`` is called for every
     skipped update (the trainer stops after too many in a row) and ``on_finite()`` after every good
     one. ``compile`` is the ``torch.compile`` mode of the loss (None: eager); set per phase.
+    ``precision`` (``fp32`` or ``bf16``, :func:`~components.algorithms.precision.resolve_precision`):
+    the loss's forward passes; the trainer sets it once.
     """
 
     def __init__(self, frames_per_batch: int, minibatch_size: int, epochs: int, max_grad_norm: float, chunk: int,
-                 on_nonfinite, on_finite, compile: str | None = None):
+                 on_nonfinite, on_finite, compile: str | None = None, precision: str = "fp32"):
         self.chunk, self.epochs, self.max_grad_norm = chunk, epochs, max_grad_norm
         self.steps = frames_per_batch // minibatch_size
         self.on_nonfinite, self.on_finite = on_nonfinite, on_finite
         self.minibatches = Minibatches(minibatch_size // chunk)
-        self.compile = compile
+        self.compile, self.precision = compile, precision
         self.compile_s = None  # seconds of the first call of the latest compiled objective
         self._objective_for = (None, None)  # (loss, objective): rebuilt when the loss changes
+        self.grad_watch = GradNormWatch(max_grad_norm)  # one warning when the norm stays far above the clip
 
     def objective(self, loss, aux):
         """The (compiled) objective of ``loss``; one per loss object, so one compile per phase."""
         if self._objective_for[0] is not loss:
-            fn = _objective(loss, aux)
+            if self.precision == "bf16":  # before any compile: the hooks are traced with the networks
+                float32_outputs(loss.actor_network, loss.critic_network)
+            fn = _objective(loss, aux, precision=self.precision, device_type=next(loss.parameters()).device.type)
             if self.compile is not None:
                 fn = torch.compile(fn, dynamic=False, **_compile_options(self.compile))
             self._objective_for, self.compile_s = (loss, fn), None
@@ -187,6 +197,7 @@ class PPOUpdate:
         # one synchronisation per update: every statistic was kept as a tensor until here
         row = {k: (torch.stack(v).float().mean().item() if v else math.nan) for k, v in stats.items()}
         row["skipped_updates"] = skipped
+        self.grad_watch.observe(row["grad_norm"])
         if self.compile_s is not None:
             row["compile_s"] = self.compile_s
         return row

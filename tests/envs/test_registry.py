@@ -64,3 +64,13 @@ def test_key_layout(name):
     assert td.get("state").shape == (3, info.state_dim)
     action = env.full_action_spec[GROUP, "action"]
     assert action.shape == ((3, info.n_agents) if info.discrete else (3, info.n_agents, info.action_dim))
+
+
+def test_a_vmas_scenario_whose_one_group_has_another_name_builds_as_one_team():
+    """vmas/drone's agents are named drone_i (one VMAS group "drone"): they are alike agents, so the
+    adapter groups them under marlshare's group instead of calling the scenario heterogeneous."""
+    from marlshare.envs import make_env
+
+    env = make_env("vmas/drone", num_envs=2, seed=0)
+    rollout = env.rollout(3)
+    assert list(env.group_map) == ["agents"] and rollout["agents", "observation"].shape[:2] == (2, 3)

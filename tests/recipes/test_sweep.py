@@ -42,7 +42,7 @@ def test_a_config_error_in_any_trial_stops_the_sweep_before_it_starts(tmp_path):
 def sweep_dir(tmp_path_factory):
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     out = tmp_path_factory.mktemp("sweep") / "tiny"
     (out / BROKEN).mkdir(parents=True)
     (out / BROKEN / "checkpoints").write_text("not a directory")
