@@ -59,7 +59,7 @@ class LastGood:
 
 
 def where(good: LastGood | None) -> str:
-    return good.where() if good is not None else "no checkpoint had been written yet"
+    return good.where() if good is not None else "no training checkpoint (last.pt) had been written yet"
 
 
 def write_failed(run_dir: Path, err: OSError, good: LastGood | None) -> WriteFailed:

@@ -229,7 +229,7 @@ class Trainer:
         self.nonfinite_streak += 1
         if self.nonfinite_streak >= self.cfg.max_nonfinite:
             last = self.run_dir / "checkpoints" / "last.pt"
-            kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint had been written yet"
+            kept = f"the last good checkpoint is {last}" if last.exists() else "no training checkpoint (last.pt) had been written yet"
             self.state.stopped = (f"{self.nonfinite_streak} consecutive updates had a non-finite {what} at frame "
                                   f"{self.state.frames} (iteration {self.state.iteration}); stopping. {kept}. Try a "
                                   f"lower learning rate or max_grad_norm.")
