@@ -59,8 +59,8 @@ def curves_with_references(runs, references: dict | None, out: Path) -> Path:
             for name, row in (references or {}).items():
                 ax.axhline(row["mean"], color="grey", linestyle=REFERENCE_STYLE.get(name, ":"), linewidth=1,
                            label=f"{name} (scripted)")
-            ax.legend(fontsize="small")
-        return save(fig, path.with_name("learning_curves_refs.png"), tight_box)
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        return save(fig, path.with_name("learning_curves_refs.png"), True)
 
     with mock.patch.object(compare, "_save", save_with_lines):
         return compare.plot_learning_curves(runs, out)

@@ -239,16 +239,19 @@ def plot_learning_curves(runs: list[Run], out: Path, reps: int = 2000, seed: int
                 p, i = rliable_estimates({method: scores}, per_frame, reps)
             points.update(p), intervals.update(i)
             frames_of[method] = np.array(frames)
+        # more methods than the 10 default colours: tab20, so no two curves share a colour
+        palette = [f"C{i}" for i in range(10)] if len(points) <= 10 else list(plt.get_cmap("tab20").colors)
         for method in points:  # frames can differ between methods: one call per method
             plot_utils.plot_sample_efficiency_curve(frames_of[method], {method: points[method]},
                                                     {method: intervals[method]}, algorithms=[method],
-                                                    colors={method: f"C{list(points).index(method)}"}, ax=ax,
+                                                    colors={method: palette[list(points).index(method) % len(palette)]},
+                                                    ax=ax,
                                                     xlabel="frames", ylabel="eval return (IQM over seeds)",
                                                     labelsize="medium", ticklabelsize="small", marker="o",
                                                     linewidth=1.5)
         ax.set_title(task)
-        ax.legend(fontsize="small")
-    return _save(fig, out / "learning_curves.png")
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: curves stay visible
+    return _save(fig, out / "learning_curves.png", True)
 
 
 def plot_aggregates(matrices: dict[str, np.ndarray], out: Path, normalised: bool, reps: int, seed: int) -> Path:
