@@ -219,6 +219,7 @@ def _run_sweep(sweep: Sweep, configs: dict, sweep_dir: str | Path, address: str 
     task = ray.remote(run_trial).options(num_cpus=sweep.cpus_per_trial, num_gpus=sweep.gpus_per_trial,
                                          max_retries=0)
     running: dict = {}  # object ref -> trial
+    tty = sys.stderr.isatty()
     # one line for the whole sweep; the ETA comes from the rate at which trials end
     bar = tqdm(total=len(sweep.trials), initial=skipped, disable=not progress, dynamic_ncols=True,
                bar_format="{desc}: {n_fmt}/{total_fmt} trials done [{elapsed}<{remaining}]")
@@ -255,8 +256,11 @@ def _run_sweep(sweep: Sweep, configs: dict, sweep_dir: str | Path, address: str 
                 if entry["state"] == "pending" and (sweep_dir / trial.name / "started.json").exists():
                     manifest.update(trial.name, state="running", started=time.time())
             counts = manifest.counts()
-            bar.set_description_str(f"{sweep.name} · {counts['finished']} finished, {counts['running']} running, "
-                                    f"{counts['pending']} queued, {counts['failed']} failed", refresh=True)
+            desc = (f"{sweep.name} · {counts['finished']} finished, {counts['running']} running, "
+                    f"{counts['pending']} queued, {counts['failed']} failed")
+            # a terminal redraws every second (the clock moves); a log file gets a line per change only
+            if desc != getattr(bar, "desc", None) or tty:  # a disabled bar has no desc
+                bar.set_description_str(desc, refresh=True)
     except KeyboardInterrupt:
         for ref, trial in running.items():
             ray.cancel(ref, force=True)

@@ -1,6 +1,9 @@
 """marlshare sweep: trials as Ray tasks on a local 2-CPU instance, failures recorded, reruns skip."""
 
+import contextlib
+import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -46,8 +49,11 @@ def sweep_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep") / "tiny"
     (out / BROKEN).mkdir(parents=True)
     (out / BROKEN / "checkpoints").write_text("not a directory")
+    log = io.StringIO()  # stderr as a log file sees it (not a terminal)
     try:
-        run_sweep(build_sweep({"name": "tiny"}, TINY + GRID), out, progress=False)
+        with contextlib.redirect_stderr(log):
+            run_sweep(build_sweep({"name": "tiny"}, TINY + GRID), out, progress=True)
+        (out.parent / "stderr.log").write_text(log.getvalue())
         yield out
     finally:
         ray.shutdown()
@@ -127,3 +133,13 @@ def test_trials_of_a_sweep_share_a_wandb_group_and_tags(tmp_path, monkeypatch):
                        wandb_tags=["sweep:tiny", "strategy:ps"])
     RunLogger(tmp_path, cfg, "run", {}).close()
     assert seen["group"] == "tiny-1" and seen["tags"] == ["sweep:tiny", "strategy:ps"]
+
+
+def test_a_log_file_gets_a_progress_line_per_change_not_per_second(sweep_dir):
+    log = (sweep_dir.parent / "stderr.log").read_text()
+    assert log.startswith("sweep tiny: 6 trials, 0 already finished, 6 to run")
+    states = [line.split(" [")[0] for line in re.split(r"[\r\n]+", log) if line.startswith("tiny · ")]
+    assert states[-1] == "tiny · 5 finished, 0 running, 0 queued, 1 failed: 6/6 trials done"
+    # redrawn when a count changes; the same line twice only around the failure message and at the close
+    # (a redraw every second, as on a terminal, repeats a line for every second a trial runs)
+    assert len(states) - len(set(states)) <= 2, states
