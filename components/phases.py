@@ -97,8 +97,8 @@ def build_optimiser(trainer) -> None:
     actor_params = strategy.trainable(net)
     critic_params = [p for p in trainer.critic.parameters() if p.requires_grad]
     trainer.trainable = (actor_params, critic_params) if a.clip_grad_per_network else actor_params + critic_params
-    trainer.optimiser = torch.optim.Adam([{"params": actor_params, "lr": pick(plan.lr, a.lr)},
-                                          {"params": critic_params, "lr": pick(plan.critic_lr, a.lr)}],
+    actor_groups = [{**g, "lr": pick(plan.lr, a.lr)} for g in strategy.optimiser_groups(net, actor_params) if g["params"]]
+    trainer.optimiser = torch.optim.Adam(actor_groups + [{"params": critic_params, "lr": pick(plan.critic_lr, a.lr)}],
                                          eps=a.adam_eps, fused=True)
     trainer.aux = lambda: strategy.aux_loss(net)  # one callable per phase: compiled once with the loss
     if ALGORITHMS[a.name].compiles:  # the sequential updates stay eager

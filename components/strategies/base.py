@@ -88,6 +88,11 @@ class Strategy:
         """The parameters this strategy trains (frozen backbones excluded)."""
         return [p for p in net.parameters() if p.requires_grad]
 
+    def optimiser_groups(self, net: nn.Module, params: list[nn.Parameter]) -> list[dict]:
+        """``params`` (:meth:`trainable`'s) as Adam parameter groups; a group may set its own ``eps``
+        (Kaleidoscope's thresholds). Default: one group with the algorithm's settings."""
+        return [{"params": params}]
+
     # --- life cycle -------------------------------------------------------------------------------
     def needs_fit(self) -> bool:
         """True when the strategy must see trajectories (``fit``) before it can build its network."""

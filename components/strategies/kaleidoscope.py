@@ -21,6 +21,11 @@ the start and at resets, ``div_coef = 0.1``, ``reset_ratio = 0.5``, ``reset_inte
 frames; every layer masked and reset (their MPE agent resets only the layers after the first and
 keeps its GRU unmasked; here the GRU's projections are masked like every other layer).
 
+Adam: the shared weights take the algorithm's ``adam_eps`` (1e-5 for MAPPO), the threshold logits
+``threshold_eps = 1e-8`` (torch's default, which their optimisers use): the thresholds' gradients pass
+through ``sigmoid(s) ~ 1e-3`` and arrive at 1e-9 to 1e-7, so an eps of 1e-5 would keep them where they
+were drawn (measured on BPS, docs/evidence.md).
+
 Where this differs from their code: their learners rescale the diversity coefficient every step to
 ``|div_coef * mean(RL loss) / mean(diversity loss)|`` over the last 100 steps; here ``div_coef``
 multiplies the diversity loss directly (a strategy's auxiliary loss does not see the PPO loss), so
@@ -61,6 +66,10 @@ class Kaleidoscope(Strategy):
     reset_interval: int = 1_000_000
     reset_ratio: float = 0.5
     seed: int = 0
+    # Adam's eps for the threshold logits: their gradients pass through sigmoid(s) ~ 1e-3 and the global
+    # clip and arrive at 1e-9..1e-7, so the algorithm's eps (1e-5, MAPPO's) would freeze them; 1e-8 is
+    # torch's default, which the authors' optimisers use
+    threshold_eps: float = 1e-8
 
     def validate(self):
         for field_name in ("div_coef", "layer_weight_base", "threshold_init_scale", "threshold_init_bias",
@@ -74,6 +83,9 @@ class Kaleidoscope(Strategy):
         if min(self.threshold_init_scale, self.threshold_reset_scale) < 0:
             raise ValueError(f"kaleidoscope: threshold scales must be >= 0, got threshold_init_scale="
                              f"{self.threshold_init_scale!r}, threshold_reset_scale={self.threshold_reset_scale!r}")
+        if isinstance(self.threshold_eps, bool) or not isinstance(self.threshold_eps, (int, float)) \
+                or not self.threshold_eps > 0:
+            raise ValueError(f"kaleidoscope: threshold_eps must be a number > 0, got threshold_eps={self.threshold_eps!r}")
         if not 0 <= self.reset_ratio <= 1:
             raise ValueError(f"kaleidoscope: reset_ratio must be in [0, 1], got reset_ratio={self.reset_ratio!r}")
         for field_name in ("reset_interval", "seed"):
@@ -104,6 +116,12 @@ class Kaleidoscope(Strategy):
         if not terms:
             return torch.zeros(())
         return self.div_coef * terms["kaleidoscope_diversity"]
+
+    def optimiser_groups(self, net, params):
+        """The threshold logits in a group of their own with Adam's ``eps = threshold_eps``."""
+        thresholds = {id(m.threshold_logits) for _, m in thresholded_layers(net)}
+        return [{"params": [p for p in params if id(p) not in thresholds]},
+                {"params": [p for p in params if id(p) in thresholds], "eps": self.threshold_eps}]
 
     def after_update(self, net, batch, frames):
         """Reset once per multiple of ``reset_interval`` that this iteration's frames crossed."""
