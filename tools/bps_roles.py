@@ -7,7 +7,7 @@ given the same observations visited in 8 deterministic evaluation episodes
 tanh), averaged over the pairs of agents of the same group and of different groups. On Blind-Particle
 Spread an agent's group is not in its observation, so a team that acts on its roles has a ratio
 across / within well above 1 (NPS, which has nothing shared); a team that cannot tell its agents apart
-(PS without the id) has a ratio of 1. Printed per method (the method as compare labels it): the runs,
+(PS without the id) has a ratio of 1, or acts as one (every distance 0). Printed per method (the method as compare labels it): the runs,
 the mean within-group and across-group distance and the ratio, mean [min, max] over the runs.
 """
 
@@ -54,9 +54,13 @@ def main(argv=None):
     rows = []
     for method, pairs in by_method.items():
         within, across = np.array(pairs).T
-        ratio = across / within
-        rows.append((ratio.mean(), f"| {method} | {len(pairs)} | {within.mean():.3f} | {across.mean():.3f} | "
-                                   f"{ratio.mean():.2f} [{ratio.min():.2f}, {ratio.max():.2f}] |"))
+        if (within > 0).all():
+            ratio = across / within
+            order, text = ratio.mean(), f"{ratio.mean():.2f} [{ratio.min():.2f}, {ratio.max():.2f}]"
+        else:  # a group's agents act identically (one network per group, or per team): no ratio
+            order = np.inf if (across > 0).all() else 0.0
+            text = "groups act as one (within = 0)" if order else "all agents act as one"
+        rows.append((order, f"| {method} | {len(pairs)} | {within.mean():.3f} | {across.mean():.3f} | {text} |"))
     for _, line in sorted(rows, reverse=True):
         print(line)
     return by_method

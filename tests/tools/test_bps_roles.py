@@ -26,3 +26,16 @@ def test_pairs_are_split_by_the_runs_groups(monkeypatch):
     within, across = bps_roles.role_distances("RUN", checkpoint="best", episodes=3)
     assert (within, across) == (1.5, 4.0)
     assert seen["per_agent"] and seen["checkpoint"] == "best" and seen["episodes"] == 3 and seen["out"] is False
+
+
+def test_the_table_orders_methods_by_how_well_they_tell_groups_apart(monkeypatch, capsys):
+    runs = [SimpleNamespace(run_dir=m, task="vmas/bps", method=m) for m in ("ps", "nps", "seps", "blind")]
+    distances = {"ps": (0.5, 0.75), "nps": (0.5, 1.5), "seps": (0.0, 2.0), "blind": (0.0, 0.0)}
+    monkeypatch.setattr("marlshare.components.analysis.compare.load_runs", lambda paths: runs)
+    monkeypatch.setattr(bps_roles, "role_distances", lambda run_dir, *a: distances[run_dir])
+    bps_roles.main(["DIR"])
+    rows = [line for line in capsys.readouterr().out.splitlines()[2:]]
+    assert rows == ["| seps | 1 | 0.000 | 2.000 | groups act as one (within = 0) |",
+                    "| nps | 1 | 0.500 | 1.500 | 3.00 [3.00, 3.00] |",
+                    "| ps | 1 | 0.500 | 0.750 | 1.50 [1.50, 1.50] |",
+                    "| blind | 1 | 0.000 | 0.000 | all agents act as one |"]
