@@ -33,6 +33,17 @@ def role_distances(run_dir, checkpoint: str = "last", episodes: int = 8) -> tupl
     return float(d[same].mean()), float(d[group_of[:, None] != group_of[None, :]].mean())
 
 
+def ratio_text(pairs) -> tuple[float, str]:
+    """``(sort key, "mean [min, max]" of across / within)`` over runs' ``(within, across)`` pairs."""
+    within, across = np.array(pairs).T
+    if (within > 0).all():
+        ratio = across / within
+        return ratio.mean(), f"{ratio.mean():.2f} [{ratio.min():.2f}, {ratio.max():.2f}]"
+    # a group's agents act identically (one network per group, or per team): no ratio
+    order = np.inf if (across > 0).all() else 0.0
+    return order, "groups act as one (within = 0)" if order else "all agents act as one"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+")
@@ -54,12 +65,7 @@ def main(argv=None):
     rows = []
     for method, pairs in by_method.items():
         within, across = np.array(pairs).T
-        if (within > 0).all():
-            ratio = across / within
-            order, text = ratio.mean(), f"{ratio.mean():.2f} [{ratio.min():.2f}, {ratio.max():.2f}]"
-        else:  # a group's agents act identically (one network per group, or per team): no ratio
-            order = np.inf if (across > 0).all() else 0.0
-            text = "groups act as one (within = 0)" if order else "all agents act as one"
+        order, text = ratio_text(pairs)
         rows.append((order, f"| {method} | {len(pairs)} | {within.mean():.3f} | {across.mean():.3f} | {text} |"))
     for _, line in sorted(rows, reverse=True):
         print(line)

@@ -5,7 +5,8 @@ per group; this tool then writes one section per group into ``docs/evidence.md``
 ``<!-- evidence:GROUP -->`` and ``<!-- /evidence:GROUP -->`` (replaced on every run, so a rerun on the
 same finished trials writes the same text). A section holds compare's table (IQM and mean of the final
 evaluation return with 95% stratified bootstrap CIs, parameters per agent) plus the mean wall time per
-run of each method, the scripted references of a BPS group (:mod:`tools.bps_reference`: standing still,
+run of each method, on BPS the across / within-group action distance of each method's final policies
+(:mod:`tools.bps_roles`: whether its agents act on their hidden groups), the scripted references of a BPS group (:mod:`tools.bps_reference`: standing still,
 best identity-blind, oracle) as rows, links to compare's figures, and ``learning_curves_refs.png``:
 compare's learning curves with the references as horizontal lines.
 """
@@ -66,23 +67,35 @@ def curves_with_references(runs, references: dict | None, out: Path) -> Path:
         return compare.plot_learning_curves(runs, out)
 
 
-def section(group: str, runs, table: list[dict], references: dict | None, figures: Path, docs: Path) -> str:
+def roles(runs) -> dict[str, str]:
+    """``{method: across / within-group action distance}`` of BPS runs (:mod:`tools.bps_roles`)."""
+    from tools.bps_roles import ratio_text, role_distances
+
+    pairs = {}
+    for run in runs:
+        pairs.setdefault(run.method, []).append(role_distances(run.run_dir))
+    return {method: ratio_text(p)[1] for method, p in pairs.items()}
+
+
+def section(group: str, runs, table: list[dict], references: dict | None, figures: Path, docs: Path,
+            role_text: dict | None = None) -> str:
     wall = {}
     for run in runs:
         wall.setdefault(run.method, []).append(float(run.summary.get("wall_time_s", float("nan"))))
+    extra = " across / within-group action distance |" if role_text is not None else ""
     lines = [f"<!-- evidence:{group} -->", f"#### {group}", "",
-             "| method | seeds | final return IQM [95% CI] | mean [95% CI] | params per agent | wall time per run (s) |",
-             "|---|---|---|---|---|---|"]
+             "| method | seeds | final return IQM [95% CI] | mean [95% CI] | params per agent | wall time per run (s) |"
+             + extra, "|---|---|---|---|---|---|" + ("---|" if extra else "")]
     for row in table:
         times = wall.get(row["method"], [])
         seconds = f"{sum(times) / len(times):.0f}" if times else "-"
         lines.append(f"| {row['method']} | {row['seeds']} | {float(row['iqm']):.1f} [{float(row['iqm_low']):.1f}, "
                      f"{float(row['iqm_high']):.1f}] | {float(row['mean']):.1f} [{float(row['mean_low']):.1f}, "
                      f"{float(row['mean_high']):.1f}] | {row['per_agent'] or '-'} | "
-                     f"{seconds} |")
+                     f"{seconds} |" + (f" {role_text.get(row['method'], '-')} |" if extra else ""))
     for name, ref in (references or {}).items():
         lines.append(f"| *scripted: {name}* | {ref['n']} episodes | | {ref['mean']:.1f} [{ref['low']:.1f}, "
-                     f"{ref['high']:.1f}] | | |")
+                     f"{ref['high']:.1f}] | | |" + (" |" if extra else ""))
     rel = Path("figures/evidence") / group if docs.parent.name == "docs" else figures / group
     lines += ["", f"Figures: [learning curves with references]({rel}/learning_curves_refs.png), "
                   f"[aggregates]({rel}/aggregates.png), [probability of improvement]({rel}/probability_of_improvement.png), "
@@ -116,7 +129,8 @@ def main(argv=None):
             table = list(csv.DictReader(f))
         references = bps_references(runs, args.references)
         curves_with_references(runs, references, args.figures / group)
-        write_section(args.docs, group, section(group, runs, table, references, args.figures, args.docs))
+        role_text = roles(runs) if references is not None else None  # BPS: do the agents act on their groups?
+        write_section(args.docs, group, section(group, runs, table, references, args.figures, args.docs, role_text))
         print(f"{group}: {len(runs)} runs -> {args.docs}")
 
 

@@ -15,7 +15,7 @@ REFERENCES = {"still": {"mean": -58.3, "low": -60.8, "high": -55.8, "n": 100},
 
 
 @pytest.fixture
-def tree(tmp_path):
+def tree(tmp_path, monkeypatch):
     """sweeps/evidence/g/<spec>/<trial> as ``make evidence`` lays them out, compare run on the group."""
     group = tmp_path / "sweeps" / "g"
     for strategy, finals in FINALS.items():
@@ -26,6 +26,9 @@ def tree(tmp_path):
             summary["wall_time_s"] = 40.0 + seed if strategy == "ps" else 60.0  # ps: mean 42
             (run / "summary.json").write_text(json.dumps(summary))
             (run / "config.yaml").write_text("env:\n  name: vmas/bps\n  max_steps: 50\n  options:\n    groups: [3, 3, 3]\n")
+    # tools.bps_roles evaluates each run's checkpoint; these runs have none: their distances, by method
+    distances = {"ps": (0.5, 0.75), "seps": (0.0, 2.0)}
+    monkeypatch.setattr("tools.bps_roles.role_distances", lambda run_dir: distances[run_dir.name.split("_")[0]])
     figures = tmp_path / "figures"
     compare_main([str(p) for p in sorted(group.iterdir())] + ["--out", str(figures / "g"), "--reps", "50", "--quiet"])
     cache = tmp_path / "data"
@@ -54,10 +57,11 @@ def test_the_section_holds_compares_numbers_wall_times_and_references(tree):
     for method in FINALS:
         iqm = f"{float(table[method]['iqm']):.1f} [{float(table[method]['iqm_low']):.1f}, {float(table[method]['iqm_high']):.1f}]"
         assert iqm in rows[method], (method, rows[method])
-    assert rows["ps"].split(" | ")[1] == "5" and rows["ps"].endswith("| 42 |")  # seeds; mean wall time (40..44)
-    assert rows["seps"].endswith("| 60 |")
+    # seeds; mean wall time (40..44); across / within-group action distance
+    assert rows["ps"].split(" | ")[1] == "5" and rows["ps"].endswith("| 42 | 1.50 [1.50, 1.50] |")
+    assert rows["seps"].endswith("| 60 | groups act as one (within = 0) |")
     assert "-51.0 [" in rows["ps"]  # IQM of ps's five finals (-52, -51, -50 in the middle)
-    assert rows["*scripted: still*"] == "| *scripted: still* | 100 episodes | | -58.3 [-60.8, -55.8] | | |"
+    assert rows["*scripted: still*"] == "| *scripted: still* | 100 episodes | | -58.3 [-60.8, -55.8] | | | |"
     assert "*scripted: oracle*" in rows and "*scripted: blind*" not in rows
     assert "(figures/evidence/g/learning_curves_refs.png)" in text
     assert (figures / "g" / "learning_curves_refs.png").stat().st_size > 0
