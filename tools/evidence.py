@@ -21,6 +21,12 @@ from pathlib import Path
 from unittest import mock
 
 REFERENCE_STYLE = {"still": ":", "blind": "--", "oracle": "-."}
+# compare labels a sweep's methods by their axes; the evidence tables and curves read better in words
+# (the specs say which rank and switch each two-phase cell has: docs/evidence.md)
+LABELS = {"ps": "ps (with id)", "ps append_id=false": "ps without id", "ps schedule=two_phase": "ps -> ps_lora",
+          "seps schedule=two_phase": "seps -> seps_lora", "rank=4": "ps -> ps_lora, rank 4",
+          "rank=16": "ps -> ps_lora, rank 16", "switch_at=30000": "ps -> ps_lora, switch 30k",
+          "switch_at=90000": "ps -> ps_lora, switch 90k"}
 
 
 def runs_of(group_dir: Path):
@@ -127,6 +133,11 @@ def main(argv=None):
         runs = runs_of(group_dir)
         with open(table_csv) as f:
             table = list(csv.DictReader(f))
+        for item in [*runs, *table]:
+            if isinstance(item, dict):
+                item["method"] = LABELS.get(item["method"], item["method"])
+            else:
+                item.method = LABELS.get(item.method, item.method)
         references = bps_references(runs, args.references)
         curves_with_references(runs, references, args.figures / group)
         role_text = roles(runs) if references is not None else None  # BPS: do the agents act on their groups?

@@ -56,11 +56,12 @@ def test_the_section_holds_compares_numbers_wall_times_and_references(tree):
     rows = _rows(text)
     for method in FINALS:
         iqm = f"{float(table[method]['iqm']):.1f} [{float(table[method]['iqm_low']):.1f}, {float(table[method]['iqm_high']):.1f}]"
-        assert iqm in rows[method], (method, rows[method])
+        assert iqm in rows[evidence.LABELS.get(method, method)], (method, rows)
     # seeds; mean wall time (40..44); across / within-group action distance
-    assert rows["ps"].split(" | ")[1] == "5" and rows["ps"].endswith("| 42 | 1.50 [1.50, 1.50] |")
+    ps = rows["ps (with id)"]  # compare's "ps", in words
+    assert ps.split(" | ")[1] == "5" and ps.endswith("| 42 | 1.50 [1.50, 1.50] |")
     assert rows["seps"].endswith("| 60 | groups act as one (within = 0) |")
-    assert "-51.0 [" in rows["ps"]  # IQM of ps's five finals (-52, -51, -50 in the middle)
+    assert "-51.0 [" in ps  # IQM of ps's five finals (-52, -51, -50 in the middle)
     assert rows["*scripted: still*"] == "| *scripted: still* | 100 episodes | | -58.3 [-60.8, -55.8] | | | |"
     assert "*scripted: oracle*" in rows and "*scripted: blind*" not in rows
     assert "(figures/evidence/g/learning_curves_refs.png)" in text
