@@ -5,7 +5,8 @@ per group; this tool then writes one section per group into ``docs/evidence.md``
 ``<!-- evidence:GROUP -->`` and ``<!-- /evidence:GROUP -->`` (replaced on every run, so a rerun on the
 same finished trials writes the same text). A section holds compare's table (IQM and mean of the final
 evaluation return with 95% stratified bootstrap CIs, parameters per agent) plus the mean wall time per
-run of each method, on BPS the across / within-group action distance of each method's final policies
+run of each method, a seed-paired comparison with PS with id (on how many seeds a method ended
+above it, and the median per-seed difference), on BPS the across / within-group action distance of each method's final policies
 (:mod:`tools.bps_roles`: whether its agents act on their hidden groups), the scripted references of a BPS group (:mod:`tools.bps_reference`: standing still,
 best identity-blind, oracle) as rows, links to compare's figures, and ``learning_curves_refs.png``:
 compare's learning curves with the references as horizontal lines.
@@ -19,6 +20,8 @@ import json
 import re
 from pathlib import Path
 from unittest import mock
+
+import numpy as np
 
 REFERENCE_STYLE = {"still": ":", "blind": "--", "oracle": "-."}
 # compare labels a sweep's methods by their axes; the evidence tables and curves read better in words
@@ -83,6 +86,24 @@ def roles(runs) -> dict[str, str]:
     return {method: ratio_text(p)[1] for method, p in pairs.items()}
 
 
+PAIRED_WITH = "ps (with id)"  # the seed-paired column compares every method with this one
+
+
+def paired(runs, method: str) -> str:
+    """``"wins/seeds, median difference"`` of ``method``'s final returns against :data:`PAIRED_WITH`'s
+    on the seeds both ran. A seed fixes the evaluation episodes (and the task draw, e.g. het_mass's
+    masses), so a per-seed difference removes what the seed alone explains, which the unpaired
+    intervals keep."""
+    finals = {}
+    for run in runs:
+        finals.setdefault(run.method, {})[run.seed] = float(run.summary["final_eval_return"])
+    if method == PAIRED_WITH or PAIRED_WITH not in finals:
+        return "-"
+    seeds = sorted(set(finals[method]) & set(finals[PAIRED_WITH]))
+    diffs = [finals[method][s] - finals[PAIRED_WITH][s] for s in seeds]
+    return f"{sum(d > 0 for d in diffs)}/{len(diffs)}, {float(np.median(diffs)):+.1f}" if diffs else "-"
+
+
 def section(group: str, runs, table: list[dict], references: dict | None, figures: Path, docs: Path,
             role_text: dict | None = None) -> str:
     wall = {}
@@ -90,18 +111,18 @@ def section(group: str, runs, table: list[dict], references: dict | None, figure
         wall.setdefault(run.method, []).append(float(run.summary.get("wall_time_s", float("nan"))))
     extra = " across / within-group action distance |" if role_text is not None else ""
     lines = [f"<!-- evidence:{group} -->", f"#### {group}", "",
-             "| method | seeds | final return IQM [95% CI] | mean [95% CI] | params per agent | wall time per run (s) |"
-             + extra, "|---|---|---|---|---|---|" + ("---|" if extra else "")]
+             "| method | seeds | final return IQM [95% CI] | mean [95% CI] | seeds above ps (with id), median difference "
+             "| params per agent | wall time per run (s) |" + extra, "|---|---|---|---|---|---|---|" + ("---|" if extra else "")]
     for row in table:
         times = wall.get(row["method"], [])
         seconds = f"{sum(times) / len(times):.0f}" if times else "-"
         lines.append(f"| {row['method']} | {row['seeds']} | {float(row['iqm']):.1f} [{float(row['iqm_low']):.1f}, "
                      f"{float(row['iqm_high']):.1f}] | {float(row['mean']):.1f} [{float(row['mean_low']):.1f}, "
-                     f"{float(row['mean_high']):.1f}] | {row['per_agent'] or '-'} | "
+                     f"{float(row['mean_high']):.1f}] | {paired(runs, row['method'])} | {row['per_agent'] or '-'} | "
                      f"{seconds} |" + (f" {role_text.get(row['method'], '-')} |" if extra else ""))
     for name, ref in (references or {}).items():
         lines.append(f"| *scripted: {name}* | {ref['n']} episodes | | {ref['mean']:.1f} [{ref['low']:.1f}, "
-                     f"{ref['high']:.1f}] | | |" + (" |" if extra else ""))
+                     f"{ref['high']:.1f}] | | | |" + (" |" if extra else ""))
     rel = Path("figures/evidence") / group if docs.parent.name == "docs" else figures / group
     lines += ["", f"Figures: [learning curves with references]({rel}/learning_curves_refs.png), "
                   f"[aggregates]({rel}/aggregates.png), [probability of improvement]({rel}/probability_of_improvement.png), "

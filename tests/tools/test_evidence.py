@@ -61,8 +61,10 @@ def test_the_section_holds_compares_numbers_wall_times_and_references(tree):
     ps = rows["ps (with id)"]  # compare's "ps", in words
     assert ps.split(" | ")[1] == "5" and ps.endswith("| 42 | 1.50 [1.50, 1.50] |")
     assert rows["seps"].endswith("| 60 | groups act as one (within = 0) |")
+    # seed-paired against ps (with id): seps - ps per seed = 20, 24, 20, 20, 33
+    assert rows["seps"].split(" | ")[4] == "5/5, +20.0" and ps.split(" | ")[4] == "-"
     assert "-51.0 [" in ps  # IQM of ps's five finals (-52, -51, -50 in the middle)
-    assert rows["*scripted: still*"] == "| *scripted: still* | 100 episodes | | -58.3 [-60.8, -55.8] | | | |"
+    assert rows["*scripted: still*"] == "| *scripted: still* | 100 episodes | | -58.3 [-60.8, -55.8] | | | | |"
     assert "*scripted: oracle*" in rows and "*scripted: blind*" not in rows
     assert "(figures/evidence/g/learning_curves_refs.png)" in text
     assert (figures / "g" / "learning_curves_refs.png").stat().st_size > 0
