@@ -37,3 +37,18 @@ def test_readme_example_output_matches_the_run_in_docs_results():
     close = lambda shown, value: abs(shown - value) <= 5e-4 * max(1.0, abs(value))  # noqa: E731 (4 significant digits)
     assert close(start, evals[0]) and close(final, evals[240_000]) and close(switch, evals[60_000])
     assert close(best, max(evals.values()))
+
+
+def test_readme_sharing_numbers_are_those_of_docs_evidence():
+    """Every return the README's "Does sharing matter?" table quotes is in docs/evidence.md's
+    bps333_120k table (written by `make evidence`), or among its scripted references."""
+    readme = README.read_text()
+    section = readme[readme.index("## Does sharing matter?"):readme.index("## Swap strategies in code")]
+    evidence = (README.parent / "docs" / "evidence.md").read_text()
+    table = evidence[evidence.index("<!-- evidence:bps333_120k -->"):evidence.index("<!-- /evidence:bps333_120k -->")]
+    quoted = re.findall(r"\| (-?\d+\.\d \[-?\d+\.\d, -?\d+\.\d\]) \|", section)
+    assert len(quoted) == 6
+    for value in quoted:
+        assert value in table, value
+    for value in re.search(r"\*(-?\d+\.\d) / (-?\d+\.\d)\*", section).groups():
+        assert f"| {value} [" in table, value
