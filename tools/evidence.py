@@ -7,7 +7,8 @@ same finished trials writes the same text). A section holds compare's table (IQM
 evaluation return with 95% stratified bootstrap CIs, parameters per agent) plus the mean wall time per
 run of each method, a seed-paired comparison with PS with id (on how many seeds a method ended
 above it, and the median per-seed difference), on BPS the across / within-group action distance of each method's final policies
-(:mod:`tools.bps_roles`: whether its agents act on their hidden groups), the scripted references of a BPS group (:mod:`tools.bps_reference`: standing still,
+(:mod:`tools.bps_roles`: whether its agents act on their hidden groups) and the K and ARI of every
+cluster fit, the scripted references of a BPS group (:mod:`tools.bps_reference`: standing still,
 best identity-blind, oracle) as rows, links to compare's figures, and ``learning_curves_refs.png``:
 compare's learning curves with the references as horizontal lines.
 """
@@ -104,6 +105,24 @@ def paired(runs, method: str) -> str:
     return f"{sum(d > 0 for d in diffs)}/{len(diffs)}, {float(np.median(diffs)):+.1f}" if diffs else "-"
 
 
+def cluster_fits(runs) -> list[str]:
+    """One line per method whose runs fitted clusters (SePS, AdaPS, SePS+LoRA): the K each seed's fit
+    chose and the adjusted Rand index of its clusters against BPS's groups."""
+    import yaml
+    from sklearn.metrics import adjusted_rand_score
+
+    fits = {}
+    for run in sorted(runs, key=lambda r: r.seed):
+        env = yaml.safe_load((run.run_dir / "config.yaml").read_text()).get("env", {})
+        groups = list((env.get("options") or {}).get("groups", [3, 3, 3]))
+        truth = [g for g, size in enumerate(groups) for _ in range(size)]
+        for fit in (run.summary.get("fits") or {}).values():
+            if fit.get("clusters") is not None:
+                fits.setdefault(run.method, []).append((fit["k"], adjusted_rand_score(truth, fit["clusters"])))
+    return [f"- {method}: K = {', '.join(str(k) for k, _ in got)}; ARI mean {np.mean([a for _, a in got]):.2f} "
+            f"(min {min(a for _, a in got):.2f})" for method, got in fits.items()]
+
+
 def section(group: str, runs, table: list[dict], references: dict | None, figures: Path, docs: Path,
             role_text: dict | None = None) -> str:
     wall = {}
@@ -123,6 +142,9 @@ def section(group: str, runs, table: list[dict], references: dict | None, figure
     for name, ref in (references or {}).items():
         lines.append(f"| *scripted: {name}* | {ref['n']} episodes | | {ref['mean']:.1f} [{ref['low']:.1f}, "
                      f"{ref['high']:.1f}] | | | |" + (" |" if extra else ""))
+    fitted = cluster_fits(runs) if references is not None else []
+    if fitted:
+        lines += ["", "Cluster fits (the K each seed's fit chose; adjusted Rand index against the hidden groups):", *fitted]
     rel = Path("figures/evidence") / group if docs.parent.name == "docs" else figures / group
     lines += ["", f"Figures: [learning curves with references]({rel}/learning_curves_refs.png), "
                   f"[aggregates]({rel}/aggregates.png), [probability of improvement]({rel}/probability_of_improvement.png), "

@@ -24,6 +24,9 @@ def tree(tmp_path, monkeypatch):
             _write_run(run, "vmas/bps", strategy, seed, final, evals=((0, -58.0), (100, final / 2), (200, final)))
             summary = json.loads((run / "summary.json").read_text())
             summary["wall_time_s"] = 40.0 + seed if strategy == "ps" else 60.0  # ps: mean 42
+            if strategy == "seps":  # seed 4's fit merged two groups: ARI 0.5
+                clusters = [0, 0, 0, 1, 1, 1, 1, 1, 1] if seed == 4 else [2, 2, 2, 0, 0, 0, 1, 1, 1]
+                summary["fits"] = {"train": {"k": 2 if seed == 4 else 3, "clusters": clusters}}
             (run / "summary.json").write_text(json.dumps(summary))
             (run / "config.yaml").write_text("env:\n  name: vmas/bps\n  max_steps: 50\n  options:\n    groups: [3, 3, 3]\n")
     # tools.bps_roles evaluates each run's checkpoint; these runs have none: their distances, by method
@@ -66,6 +69,8 @@ def test_the_section_holds_compares_numbers_wall_times_and_references(tree):
     assert "-51.0 [" in ps  # IQM of ps's five finals (-52, -51, -50 in the middle)
     assert rows["*scripted: still*"] == "| *scripted: still* | 100 episodes | | -58.3 [-60.8, -55.8] | | | | |"
     assert "*scripted: oracle*" in rows and "*scripted: blind*" not in rows
+    assert "- seps: K = 3, 3, 3, 3, 2; ARI mean 0.90 (min 0.50)" in text  # (4 * 1 + 0.5) / 5
+    assert "- ps:" not in text
     assert "(figures/evidence/g/learning_curves_refs.png)" in text
     assert (figures / "g" / "learning_curves_refs.png").stat().st_size > 0
 
