@@ -7,6 +7,7 @@ episodes end (VMAS scenarios otherwise run forever); ``continuous_actions`` defa
 
 from __future__ import annotations
 
+import importlib
 import warnings
 
 import torch
@@ -111,11 +112,16 @@ def make(task: str, num_envs: int = 1, seed: int | None = None, max_steps: int =
     valid = scenarios()
     if task not in valid:
         raise ValueError(f"unknown VMAS scenario {task!r}; valid scenarios: {valid}")
+    scenario = importlib.import_module(EXTRA_SCENARIOS[task]).Scenario() if task in EXTRA_SCENARIOS else task
+
+    def build(**group_map):
+        return (LeanVmasEnv if lean else VmasEnv)(scenario, num_envs=num_envs, continuous_actions=continuous_actions,
+                                                 max_steps=max_steps, seed=seed, device=device,
+                                                 categorical_actions=True, **group_map, **options)
+
     with warnings.catch_warnings(record=True) as caught:  # VMAS only warns about options a scenario ignores
         warnings.simplefilter("always")
-        scenario = __import__("importlib").import_module(EXTRA_SCENARIOS[task]).Scenario() if task in EXTRA_SCENARIOS else task
-        env = (LeanVmasEnv if lean else VmasEnv)(scenario, num_envs=num_envs, continuous_actions=continuous_actions, max_steps=max_steps,
-                      seed=seed, device=device, categorical_actions=True, **options)
+        env = build()
     unused = [str(w.message).split(" passed")[0] for w in caught if "passed but not used by the scenario" in str(w.message)]
     if unused:
         raise ValueError(f"vmas/{task} does not take the option(s) {unused[0].removeprefix('Scenario kwargs: ')}; "
@@ -127,9 +133,7 @@ def make(task: str, num_envs: int = 1, seed: int | None = None, max_steps: int =
         from torchrl.envs.utils import MarlGroupMapType
 
         env.close()
-        env = (LeanVmasEnv if lean else VmasEnv)(scenario, num_envs=num_envs, continuous_actions=continuous_actions,
-                                                 max_steps=max_steps, seed=seed, device=device, categorical_actions=True,
-                                                 group_map=MarlGroupMapType.ALL_IN_ONE_GROUP, **options)
+        env = build(group_map=MarlGroupMapType.ALL_IN_ONE_GROUP)
     if list(env.group_map) != [GROUP]:
         raise ValueError(
             f"vmas/{task} has agent groups {list(env.group_map)}; marlshare trains one group of "

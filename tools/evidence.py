@@ -176,11 +176,10 @@ def main(argv=None):
         runs = runs_of(group_dir)
         with open(table_csv) as f:
             table = list(csv.DictReader(f))
-        for item in [*runs, *table]:
-            if isinstance(item, dict):
-                item["method"] = LABELS.get(item["method"], item["method"])
-            else:
-                item.method = LABELS.get(item.method, item.method)
+        for run in runs:
+            run.method = LABELS.get(run.method, run.method)
+        for row in table:
+            row["method"] = LABELS.get(row["method"], row["method"])
         references = bps_references(runs, args.references)
         curves_with_references(runs, references, args.figures / group)
         role_text = roles(runs) if references is not None else None  # BPS: do the agents act on their groups?
